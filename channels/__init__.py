@@ -1,0 +1,1 @@
+"""Channel adapters: pure protocol code for each payment channel behind one protocol."""

@@ -1,0 +1,242 @@
+"""The token path: create a trade order and its first pay order in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core import ids
+from core.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
+from core.merchants import MerchantAuth
+from core.states import PayStatus, TradeStatus
+from core.store.db import Database
+from core.store.tables import channel_accounts, idempotency_keys, outbox, pay_orders, trade_orders
+from core.views import payment_object, token_object
+
+PREPAY_JOB = "prepay"
+
+
+@dataclass(frozen=True, slots=True)
+class NewPayment:
+    """A validated payment request (the gateway validates the wire shape)."""
+
+    amount_minor: int
+    currency: str
+    merchant_order_no: str
+    channel: str
+    method: str
+    description: str
+    expires_in_s: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedPayment:
+    status: int
+    body: bytes
+    replayed: bool
+    pay_no: str
+
+
+def request_fingerprint(body: bytes) -> str:
+    """Idempotency compares requests by the SHA-256 of their canonical JSON."""
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
+
+
+async def _replay(
+    conn: AsyncConnection, merchant_id: str, claim: IdempotencyClaim
+) -> CreatedPayment | None:
+    row = (
+        await conn.execute(
+            sa.select(idempotency_keys).where(
+                idempotency_keys.c.merchant_id == merchant_id,
+                idempotency_keys.c.key == claim.key,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != claim.request_hash:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request body", param="Idempotency-Key"
+        )
+    body = row.response_body.encode()
+    return CreatedPayment(row.response_status, body, True, orjson.loads(body).get("pay_no", ""))
+
+
+async def _channel_account_for(conn: AsyncConnection, merchant_id: str, channel: str) -> str:
+    account_id = (
+        await conn.execute(
+            sa.select(channel_accounts.c.id)
+            .where(
+                channel_accounts.c.merchant_id == merchant_id,
+                channel_accounts.c.channel == channel,
+                channel_accounts.c.enabled.is_(True),
+            )
+            .order_by(channel_accounts.c.created_at)
+            .limit(1)
+        )
+    ).scalar()
+    if account_id is None:
+        raise InvalidRequest(
+            f"no enabled {channel} channel account is configured for this merchant",
+            code="channel_not_configured",
+            param="channel",
+        )
+    return str(account_id)
+
+
+async def create_payment(
+    db: Database,
+    merchant: MerchantAuth,
+    new: NewPayment,
+    *,
+    claim: IdempotencyClaim | None,
+    now: datetime | None = None,
+) -> CreatedPayment:
+    """Write trade order, pay order, outbox row (and the idempotency record) atomically.
+
+    The caller enqueues the prepay job after this returns; if that enqueue is lost, the
+    outbox row makes the sweeper enqueue it.
+    """
+    now = now or datetime.now(UTC)
+    pay_no, trade_no, token = ids.new_pay_no(), ids.new_trade_no(), ids.new_token()
+    expires_at = now + timedelta(seconds=new.expires_in_s)
+    try:
+        async with db.begin() as conn:
+            if claim is not None:
+                replay = await _replay(conn, merchant.merchant_id, claim)
+                if replay is not None:
+                    return replay
+            account_id = await _channel_account_for(conn, merchant.merchant_id, new.channel)
+            trade = {
+                "trade_no": trade_no,
+                "merchant_id": merchant.merchant_id,
+                "merchant_order_no": new.merchant_order_no,
+                "amount_minor": new.amount_minor,
+                "currency": new.currency,
+                "description": new.description,
+                "metadata": new.metadata,
+                "status": TradeStatus.OPEN,
+                "version": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            pay = {
+                "pay_no": pay_no,
+                "trade_no": trade_no,
+                "merchant_id": merchant.merchant_id,
+                "channel_account_id": account_id,
+                "channel": new.channel,
+                "method": new.method,
+                "amount_minor": new.amount_minor,
+                "currency": new.currency,
+                "description": new.description,
+                "token": token,
+                "status": PayStatus.PENDING,
+                "version": 0,
+                "credential": None,
+                "failure_code": None,
+                "failure_message": None,
+                "channel_trade_no": None,
+                "livemode": merchant.livemode,
+                "expires_at": expires_at,
+                "paid_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+            await conn.execute(trade_orders.insert().values(**trade))
+            await conn.execute(pay_orders.insert().values(**pay))
+            await conn.execute(
+                outbox.insert().values(
+                    kind=PREPAY_JOB, ref=pay_no, status="pending", created_at=now
+                )
+            )
+            body = orjson.dumps(payment_object(_AsRow(pay), _AsRow(trade)))
+            if claim is not None:
+                await conn.execute(
+                    idempotency_keys.insert().values(
+                        merchant_id=merchant.merchant_id,
+                        key=claim.key,
+                        request_hash=claim.request_hash,
+                        response_status=201,
+                        response_body=body.decode(),
+                        created_at=now,
+                    )
+                )
+    except IntegrityError as exc:
+        if claim is not None:
+            # A request with the same key committed first (its in-flight lock had lapsed).
+            async with db.read() as conn:
+                replay = await _replay(conn, merchant.merchant_id, claim)
+            if replay is not None:
+                return replay
+        raise await _merchant_order_conflict(db, merchant, new) from exc
+    return CreatedPayment(201, body, False, pay_no)
+
+
+async def _merchant_order_conflict(
+    db: Database, merchant: MerchantAuth, new: NewPayment
+) -> Conflict:
+    async with db.read() as conn:
+        taken = (
+            await conn.execute(
+                sa.select(trade_orders.c.trade_no).where(
+                    trade_orders.c.merchant_id == merchant.merchant_id,
+                    trade_orders.c.merchant_order_no == new.merchant_order_no,
+                )
+            )
+        ).first()
+    if taken is not None:
+        return Conflict(
+            f"merchant_order_no {new.merchant_order_no!r} is already used by {taken.trade_no}",
+            code="merchant_order_no_taken",
+            param="merchant_order_no",
+        )
+    return Conflict("the payment conflicts with one being created at the same time")
+
+
+class _AsRow:
+    """Lets the view render the values just inserted, as it renders rows read back."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+async def get_payment(db: Database, merchant_id: str, pay_no: str) -> dict[str, Any]:
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(pay_orders, trade_orders.c.merchant_order_no, trade_orders.c.metadata)
+                .join(trade_orders, trade_orders.c.trade_no == pay_orders.c.trade_no)
+                .where(pay_orders.c.pay_no == pay_no, pay_orders.c.merchant_id == merchant_id)
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"no payment {pay_no!r}", param="pay_no")
+    return payment_object(row, row)
+
+
+async def get_token(db: Database, token: str) -> tuple[PayStatus, dict[str, Any]]:
+    async with db.read() as conn:
+        row = (await conn.execute(sa.select(pay_orders).where(pay_orders.c.token == token))).first()
+    if row is None:
+        raise NotFound("no such token", code="token_not_found", param="token")
+    return PayStatus(row.status), token_object(row)

@@ -1,0 +1,55 @@
+"""All of payfront's configuration, read from ``PAYFRONT_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYFRONT_", env_file=None, extra="ignore")
+
+    # State of record and queues.
+    database_url: str = "sqlite+aiosqlite:///./.payfront/payfront.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "payfront:core"
+    # base64 of 32 random bytes; encrypts channel credentials and webhook secrets at rest.
+    master_key: str = ""
+
+    # Gateway.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    # Where channels reach our callback endpoints (what goes into notify_url).
+    public_base_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = 64 * 1024
+    token_max_wait_s: float = 30.0
+    auth_cache_ttl_s: float = 30.0
+
+    # Worker.
+    worker_max_jobs: int = Field(default=500, ge=1)
+    worker_poll_delay_s: float = 0.05
+    job_timeout_s: float = 60.0
+    channel_timeout_s: float = 10.0
+    channel_connect_timeout_s: float = 3.0
+    channel_max_connections: int = 200
+    prepay_max_tries: int = 8
+    prepay_retry_base_s: float = 1.0
+    # Outbox rows older than this with no result are re-enqueued by the sweeper.
+    sweep_interval_s: int = 5
+    sweep_grace_s: float = 10.0
+    webhook_timeout_s: float = 10.0
+    # Multiplies the webhook retry schedule (tests shrink it; production keeps 1).
+    webhook_retry_scale: float = 1.0
+
+    # Sandbox.
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8090
+    sandbox_state_dir: Path = Path(".payfront/sandbox")
+    sandbox_time_scale: float = 1.0
+
+    # Development.
+    data_dir: Path = Path(".payfront")
+    log_format: str = "console"  # or "json"
+    log_level: str = "INFO"

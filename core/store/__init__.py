@@ -1,0 +1,1 @@
+"""SQL store: tables, engine set-up, migrations and compare-and-set helpers."""

@@ -1,0 +1,44 @@
+"""Run Alembic migrations programmatically (``payfront migrate`` and test fixtures)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+_HERE = Path(__file__).parent
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(_HERE / "alembic.ini"))
+    config.set_main_option("script_location", str(_HERE / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision``."""
+    config = alembic_config(url)
+    if url.startswith("sqlite"):
+        from core.store.db import Database
+
+        Database(url)  # creates the folder of a file database
+
+    def _upgrade(connection: Connection) -> None:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade)
+    finally:
+        await engine.dispose()
+
+
+def upgrade_sync(url: str) -> None:
+    asyncio.run(upgrade(url))

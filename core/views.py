@@ -1,0 +1,60 @@
+"""The public JSON shapes of payfront's objects (API answers and webhook payloads)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Row
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _failure(pay: Row[Any]) -> dict[str, str] | None:
+    if pay.failure_code is None:
+        return None
+    return {"code": pay.failure_code, "message": pay.failure_message or ""}
+
+
+def payment_object(pay: Any, trade: Any) -> dict[str, Any]:
+    """A pay order with its trade, as merchants see it (``GET /v1/payments/{pay_no}``)."""
+    return {
+        "object": "payment",
+        "pay_no": pay.pay_no,
+        "trade_no": pay.trade_no,
+        "token": pay.token,
+        "status": pay.status,
+        "amount": pay.amount_minor,
+        "currency": pay.currency,
+        "merchant_order_no": trade.merchant_order_no,
+        "channel": pay.channel,
+        "method": pay.method,
+        "description": pay.description,
+        "metadata": trade.metadata,
+        "credential": pay.credential,
+        "failure": _failure(pay),
+        "expires_at": iso(pay.expires_at),
+        "created_at": iso(pay.created_at),
+        "paid_at": iso(pay.paid_at),
+        "livemode": pay.livemode,
+    }
+
+
+def token_object(pay: Row[Any]) -> dict[str, Any]:
+    """What a shopper's front-end may see through the token: no merchant data beyond this."""
+    return {
+        "object": "token",
+        "token": pay.token,
+        "pay_no": pay.pay_no,
+        "status": pay.status,
+        "amount": pay.amount_minor,
+        "currency": pay.currency,
+        "description": pay.description,
+        "expires_at": iso(pay.expires_at),
+        "credential": pay.credential,
+        "failure": _failure(pay),
+    }

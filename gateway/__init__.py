@@ -1,0 +1,1 @@
+"""The aiohttp gateway: merchant API, channel callbacks, token look-up, health."""

@@ -1,0 +1,67 @@
+"""Builds the gateway application and runs it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+from arq import create_pool
+from arq.connections import RedisSettings
+
+from core.logs import configure_logging
+from core.settings import Settings
+from core.store.db import Database
+from core.vault import Vault
+from core.wakeups import WakeupHub
+from gateway import routes_callbacks, routes_health, routes_payments
+from gateway.errors import request_context
+from gateway.routes_payments import STATE
+from gateway.state import AuthCache, GatewayState
+from workers.directory import ChannelDirectory
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app.add_routes(routes_payments.routes)
+    app.add_routes(routes_callbacks.routes)
+    app.add_routes(routes_health.routes)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        vault = Vault(settings.master_key)
+        redis = await create_pool(
+            RedisSettings.from_dsn(settings.redis_url),
+            job_serializer=orjson.dumps,
+            job_deserializer=orjson.loads,
+            default_queue_name=settings.queue_name,
+        )
+        hub = WakeupHub(redis)
+        await hub.start()
+        app[STATE] = GatewayState(
+            settings=settings,
+            db=db,
+            vault=vault,
+            redis=redis,
+            hub=hub,
+            channels=ChannelDirectory(db, vault),
+            auth=AuthCache(ttl_s=settings.auth_cache_ttl_s),
+        )
+        yield
+        await hub.stop()
+        await redis.aclose()
+        await db.dispose()
+
+    app.cleanup_ctx.append(resources)
+    return app
+
+
+def run_gateway(settings: Settings) -> None:
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    web.run_app(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        access_log=None,
+        print=None,
+    )

@@ -1,0 +1,66 @@
+"""Channel callbacks: verify, normalise, apply by compare-and-set, answer as the channel expects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+
+from channels.base import HttpResponse, TradeState
+from channels.errors import CallbackRejected
+from channels.registry import account_identity
+from core import wakeups
+from core.pay import ApplyOutcome, apply_payment
+from gateway.routes_payments import STATE
+from workers.queue import enqueue_notify
+from workers.reports import payment_report
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+
+def _render(answer: HttpResponse) -> web.Response:
+    return web.Response(status=answer.status, body=answer.body, headers=dict(answer.headers))
+
+
+@routes.post("/callbacks/{channel}/{account}")
+async def callback(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    channel_name, account_id = request.match_info["channel"], request.match_info["account"]
+    structlog.contextvars.bind_contextvars(channel=channel_name, channel_account=account_id)
+    try:
+        channel, credentials = await state.channels.get(account_id)
+    except LookupError:
+        raise web.HTTPNotFound(reason="unknown channel account") from None
+    if channel.name != channel_name:
+        raise web.HTTPNotFound(reason="unknown channel account")
+    body = await request.read()
+    try:
+        event = channel.parse_callback(request.headers, body, now=datetime.now(UTC))
+    except CallbackRejected as exc:
+        # Nothing changes; the channel is told to try again (a genuine one will verify).
+        log.warning("callback.rejected", reason=exc.reason, detail=exc.message)
+        return _render(channel.ack_failure(exc.message))
+    trade = event.trade
+    structlog.contextvars.bind_contextvars(pay_no=trade.out_trade_no, channel_event=event.event_id)
+    if trade.state is not TradeState.PAID:
+        log.info("callback.ignored", channel_state=trade.channel_state)
+        return _render(channel.ack_success())
+    report = payment_report(
+        account_id,
+        trade,
+        source_id=event.event_id,
+        expected_ids=account_identity(channel_name, credentials),
+    )
+    outcome, event_id = await apply_payment(state.db, report)
+    log.info("callback.applied", outcome=outcome)
+    if outcome is ApplyOutcome.UNKNOWN_ORDER:
+        return _render(channel.ack_failure("unknown out_trade_no"))
+    if outcome is ApplyOutcome.APPLIED:
+        await wakeups.publish(state.redis, trade.out_trade_no)
+        if event_id is not None:
+            await enqueue_notify(state.redis, state.settings.queue_name, event_id)
+    # Applied, duplicate, or recorded as an anomaly: acknowledged all the same, since the
+    # channel re-sending the same data would change nothing.
+    return _render(channel.ack_success())

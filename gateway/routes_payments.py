@@ -1,0 +1,139 @@
+"""Merchant API: create and read payments; the shopper's token look-up (long-poll)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+
+import orjson
+import structlog
+from aiohttp import web
+
+from core.errors import AuthenticationFailed, IdempotencyKeyInUse, InvalidRequest
+from core.merchants import MerchantAuth
+from core.payments import (
+    IdempotencyClaim,
+    NewPayment,
+    create_payment,
+    get_payment,
+    get_token,
+    request_fingerprint,
+)
+from core.states import PAY_WAITING
+from gateway.schemas import CHANNEL_CURRENCIES, PaymentCreate, parse_body
+from gateway.state import GatewayState
+from workers.queue import enqueue_prepay
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+STATE = web.AppKey("payfront", GatewayState)
+IDEMPOTENCY_LOCK_MS = 60_000
+
+
+def _json(status: int, body: bytes, **headers: str) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+async def _merchant(request: web.Request, state: GatewayState) -> MerchantAuth:
+    header = request.headers.get("Authorization", "")
+    scheme, _, api_key = header.partition(" ")
+    if scheme.lower() != "bearer" or not api_key.startswith(("sk_test_", "sk_live_")):
+        raise AuthenticationFailed("provide a secret API key as 'Authorization: Bearer sk_...'")
+    merchant = await state.auth.lookup(state.db, api_key.strip())
+    if merchant is None:
+        raise AuthenticationFailed("invalid API key")
+    structlog.contextvars.bind_contextvars(merchant_id=merchant.merchant_id)
+    return merchant
+
+
+@routes.post("/v1/payments")
+async def create(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await _merchant(request, state)
+    body = await request.read()
+    spec = parse_body(PaymentCreate, body)
+    if spec.currency not in CHANNEL_CURRENCIES[spec.channel]:
+        raise InvalidRequest(
+            f"{spec.channel} does not accept {spec.currency}",
+            code="currency_not_supported",
+            param="currency",
+        )
+    new = NewPayment(
+        amount_minor=spec.amount,
+        currency=spec.currency,
+        merchant_order_no=spec.merchant_order_no,
+        channel=spec.channel,
+        method=spec.method,
+        description=spec.description,
+        expires_in_s=spec.expires_in,
+        metadata=spec.metadata,
+    )
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return await _create(state, merchant, new, None)
+    if not 1 <= len(key) <= 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", param="Idempotency-Key")
+    claim = IdempotencyClaim(key=key, request_hash=request_fingerprint(body))
+    lock = "payfront:idem:" + hashlib.sha256(f"{merchant.merchant_id}\0{key}".encode()).hexdigest()
+    if not await state.redis.set(lock, b"1", nx=True, px=IDEMPOTENCY_LOCK_MS):
+        raise IdempotencyKeyInUse(
+            "a request with this Idempotency-Key is still being processed",
+            param="Idempotency-Key",
+        )
+    try:
+        return await _create(state, merchant, new, claim)
+    finally:
+        await state.redis.delete(lock)
+
+
+async def _create(
+    state: GatewayState, merchant: MerchantAuth, new: NewPayment, claim: IdempotencyClaim | None
+) -> web.Response:
+    created = await create_payment(state.db, merchant, new, claim=claim)
+    if created.replayed:
+        return _json(created.status, created.body, **{"Idempotent-Replayed": "true"})
+    structlog.contextvars.bind_contextvars(pay_no=created.pay_no)
+    try:
+        await enqueue_prepay(state.redis, state.settings.queue_name, created.pay_no)
+    except Exception:  # the order is recorded; the sweeper enqueues it from the outbox
+        log.warning("prepay.enqueue_failed", exc_info=True)
+    return _json(created.status, created.body)
+
+
+@routes.get("/v1/payments/{pay_no}")
+async def read(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await _merchant(request, state)
+    payment = await get_payment(state.db, merchant.merchant_id, request.match_info["pay_no"])
+    return _json(200, orjson.dumps(payment))
+
+
+@routes.get("/v1/tokens/{token}")
+async def token(request: web.Request) -> web.Response:
+    """Possession of the token is the credential: no API key (the shopper's front-end)."""
+    state = request.app[STATE]
+    token_value = request.match_info["token"]
+    try:
+        wait = float(request.query.get("wait", "0"))
+    except ValueError:
+        raise InvalidRequest("wait must be a number of seconds", param="wait") from None
+    if not 0 <= wait <= state.settings.token_max_wait_s:
+        raise InvalidRequest(
+            f"wait must be between 0 and {state.settings.token_max_wait_s:g}", param="wait"
+        )
+    status, view = await get_token(state.db, token_value)
+    deadline = time.monotonic() + wait
+    while status in PAY_WAITING and time.monotonic() < deadline:
+        with state.hub.waiter(view["pay_no"]) as woken:
+            # Read again after subscribing, so a change in between is not missed.
+            status, view = await get_token(state.db, token_value)
+            if status not in PAY_WAITING:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), deadline - time.monotonic())
+        status, view = await get_token(state.db, token_value)
+    return _json(
+        200, orjson.dumps(view), **{"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+    )

@@ -1,0 +1,52 @@
+"""Wire models of the merchant API (pydantic at the edge)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from core.errors import InvalidRequest, MalformedBody
+from core.money import MAX_AMOUNT_MINOR
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# What each channel can take, checked before anything is written.
+CHANNEL_CURRENCIES = {"wechatpay": frozenset({"CNY"})}
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: int = Field(gt=0, le=MAX_AMOUNT_MINOR, description="Integer minor units (fen)")
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    merchant_order_no: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
+    ]
+    channel: Literal["wechatpay"]
+    method: Literal["native"]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=127)]
+    expires_in: int = Field(default=900, ge=60, le=7 * 86400, description="Seconds")
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)
+
+
+def parse_body(model: type[ModelT], body: bytes) -> ModelT:
+    """Parse JSON bytes into ``model``; errors become ``MalformedBody``/``InvalidRequest``."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MalformedBody("request body must be a JSON object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidRequest(
+            f"{param}: {first['msg']}", code="parameter_invalid", param=param
+        ) from None

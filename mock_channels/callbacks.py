@@ -1,0 +1,120 @@
+"""Callback delivery for the channel emulators: POST a notification to the merchant's URL,
+retry on the channel's schedule until a 2xx arrives, and record every attempt.
+
+Channel-neutral: the emulator supplies the body, a function that signs each send afresh, and
+the schedule. Deliveries run as background tasks on one shared ``aiohttp.ClientSession``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+logger = logging.getLogger(__name__)
+
+# WeChat Pay's documented notification retry schedule: 15s/15s/30s/3m/10m/20m/30m/30m/30m/
+# 60m/3h/3h/3h/6h/6h after the first try (24 h 4 m in all).
+WECHATPAY_RETRY_DELAYS_S: tuple[float, ...] = (
+    15,
+    15,
+    30,
+    3 * 60,
+    10 * 60,
+    20 * 60,
+    30 * 60,
+    30 * 60,
+    30 * 60,
+    60 * 60,
+    3 * 3600,
+    3 * 3600,
+    3 * 3600,
+    6 * 3600,
+    6 * 3600,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAttempt:
+    attempt: int
+    at: dt.datetime
+    status: int | None
+    error: str | None
+    duplicate: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackJob:
+    url: str
+    body: bytes
+    # Headers for one send of ``body`` (a fresh timestamp, nonce and signature each time).
+    headers_for: Callable[[bytes], Mapping[str, str]]
+    record: Callable[[CallbackAttempt], None]
+    retry_delays_s: Sequence[float]
+    duplicate: bool = False
+
+
+class CallbackSender:
+    def __init__(self, *, timeout_s: float, time_scale: float) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._time_scale = time_scale
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def attach_session(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def start(self, job: CallbackJob) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._deliver(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Cancel every pending delivery and wait until they have stopped."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _deliver(self, job: CallbackJob) -> None:
+        delays = [0.0, *job.retry_delays_s]
+        for number, delay in enumerate(delays, start=1):
+            if delay:
+                await asyncio.sleep(delay * self._time_scale)
+            attempt = await self._send(job, number, duplicate=False)
+            job.record(attempt)
+            if attempt.delivered:
+                if job.duplicate:
+                    job.record(await self._send(job, number, duplicate=True))
+                return
+        logger.info("callback to %s given up after %d attempts", job.url, len(delays))
+
+    async def _send(self, job: CallbackJob, number: int, *, duplicate: bool) -> CallbackAttempt:
+        if self._session is None:
+            raise RuntimeError("the callback sender has no HTTP session (app not started)")
+        at = dt.datetime.now(dt.UTC)
+        try:
+            async with self._session.post(
+                job.url, data=job.body, headers=dict(job.headers_for(job.body)),
+                timeout=self._timeout,
+            ) as response:
+                await response.read()
+                status = response.status
+        except TimeoutError:
+            return CallbackAttempt(number, at, None, "timeout", duplicate)
+        except aiohttp.ClientError as exc:
+            return CallbackAttempt(number, at, None, f"{type(exc).__name__}: {exc}", duplicate)
+        error = None if 200 <= status < 300 else f"HTTP {status}"
+        return CallbackAttempt(number, at, status, error, duplicate)

@@ -1,0 +1,50 @@
+"""payfront merchant SDK: create and read payments, wait for prepay credentials, verify webhooks.
+
+Depends only on httpx and the standard library; nothing here imports the payfront server.
+"""
+
+from sdk.async_client import AsyncPayfrontClient
+from sdk.client import PayfrontClient
+from sdk.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    ConflictError,
+    IdempotencyError,
+    InvalidRequestError,
+    NotFoundError,
+    PayfrontError,
+    PayfrontTimeout,
+    RateLimitError,
+    ServiceUnavailableError,
+    SignatureVerificationError,
+)
+from sdk.models import Credential, Event, Failure, Payment, Token
+from sdk.protocol import SDK_VERSION as __version__
+from sdk.webhooks import compute_signature, sign_webhook, verify_webhook
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "AsyncPayfrontClient",
+    "AuthenticationError",
+    "ConflictError",
+    "Credential",
+    "Event",
+    "Failure",
+    "IdempotencyError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PayfrontClient",
+    "PayfrontError",
+    "PayfrontTimeout",
+    "Payment",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "SignatureVerificationError",
+    "Token",
+    "__version__",
+    "compute_signature",
+    "sign_webhook",
+    "verify_webhook",
+]

@@ -1,0 +1,135 @@
+"""The asyncio payfront client: sends what ``sdk.protocol`` builds over an ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Self, TypeVar
+
+import httpx
+
+from sdk.models import Payment, Token
+from sdk.protocol import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_ATTEMPTS,
+    ApiCall,
+    CredentialWait,
+    RequestBuilder,
+)
+from sdk.transport import build_http_request, is_retryable
+
+ModelT = TypeVar("ModelT")
+
+
+class AsyncPayfrontClient:
+    """Asyncio client for the payfront merchant API; the same methods as ``PayfrontClient``.
+
+    Use it as an async context manager, or await :meth:`close`. A caller-supplied
+    ``http_client`` is used as is (its own timeout applies except on long-polls) and is not
+    closed by the SDK.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._builder = RequestBuilder(api_key, base_url)
+        self._timeout = timeout
+        self._owns_http_client = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"AsyncPayfrontClient(base_url={self._builder.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the connection pool, unless the caller supplied (and so owns) it."""
+        if self._owns_http_client:
+            await self._http.aclose()
+
+    async def aclose(self) -> None:
+        """Alias of :meth:`close`, for ``contextlib.aclosing`` and httpx habits."""
+        await self.close()
+
+    async def _execute(self, call: ApiCall[ModelT]) -> ModelT:
+        http_request = build_http_request(self._http, call.request, self._timeout)
+        attempt = 1
+        while True:
+            try:
+                response = await self._http.send(http_request)
+            except httpx.TransportError as exc:
+                if attempt < MAX_ATTEMPTS and is_retryable(exc):
+                    attempt += 1
+                    continue
+                raise call.connection_error(exc) from exc
+            return call.handle_response(response.status_code, response.headers, response.content)
+
+    async def create_payment(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        merchant_order_no: str,
+        description: str,
+        channel: str = "wechatpay",
+        method: str = "native",
+        expires_in: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Payment:
+        """Create a payment and return it, usually still ``pending``.
+
+        ``amount`` is in minor units (fen for CNY). Without ``idempotency_key`` a UUID4 key is
+        generated; the request is retried once, with the same key, after a connection error or
+        timeout. A failed call's key is on the raised error as ``idempotency_key``.
+        """
+        return await self._execute(
+            self._builder.create_payment(
+                amount=amount,
+                currency=currency,
+                merchant_order_no=merchant_order_no,
+                description=description,
+                channel=channel,
+                method=method,
+                expires_in=expires_in,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def get_payment(self, pay_no: str) -> Payment:
+        """Fetch one of this merchant's payments by ``pay_no``."""
+        return await self._execute(self._builder.get_payment(pay_no))
+
+    async def get_token(self, token: str, *, wait: float = 0) -> Token:
+        """Fetch a token's view; with ``wait`` (≤ 30 s) the server holds it while pending."""
+        return await self._execute(self._builder.get_token(token, wait=wait))
+
+    # ``timeout`` is kept (not asyncio.timeout) so both clients share one signature, and because
+    # it bounds the server-side long-polls rather than cancelling the coroutine mid-request.
+    async def wait_for_credential(self, token: str, *, timeout: float = 10.0) -> Token:  # noqa: ASYNC109
+        """Long-poll until the token has a credential or a failure; return that token.
+
+        Raises ``PayfrontTimeout`` if it is still pending/prepaying after ``timeout`` seconds.
+        """
+        credential_wait = CredentialWait(token, timeout)
+        while True:
+            polled = await self.get_token(token, wait=credential_wait.next_wait())
+            outcome = credential_wait.outcome(polled)
+            if outcome is not None:
+                return outcome

@@ -1,0 +1,236 @@
+"""Typed, immutable views of the objects the payfront API returns and sends in webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+# A payment or token in one of these states has no credential or failure yet.
+WAITING_STATUSES = frozenset({"pending", "prepaying"})
+
+
+def _require(source: Mapping[str, Any], key: str) -> Any:
+    try:
+        return source[key]
+    except KeyError:
+        raise ValueError(f"missing field {key!r}") from None
+
+
+def _str(source: Mapping[str, Any], key: str) -> str:
+    value = _require(source, key)
+    if not isinstance(value, str):
+        raise ValueError(f"field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(source: Mapping[str, Any], key: str) -> str | None:
+    value = source.get(key)
+    return None if value is None else _str(source, key)
+
+
+def _int(source: Mapping[str, Any], key: str) -> int:
+    value = _require(source, key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"field {key!r} must be an integer, got {type(value).__name__}")
+    return value
+
+
+def _bool(source: Mapping[str, Any], key: str) -> bool:
+    value = _require(source, key)
+    if not isinstance(value, bool):
+        raise ValueError(f"field {key!r} must be a boolean, got {type(value).__name__}")
+    return value
+
+
+def _mapping(source: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = _require(source, key)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"field {key!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _optional_mapping(source: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    return None if source.get(key) is None else _mapping(source, key)
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an API timestamp (ISO 8601, usually ``...Z``) to an aware ``datetime``."""
+    parsed = datetime.fromisoformat(value)
+    # The API always sends UTC; a missing offset is read as UTC rather than left naive.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _datetime(source: Mapping[str, Any], key: str) -> datetime:
+    try:
+        return parse_datetime(_str(source, key))
+    except ValueError as exc:
+        raise ValueError(f"field {key!r}: {exc}") from None
+
+
+def _optional_datetime(source: Mapping[str, Any], key: str) -> datetime | None:
+    return None if source.get(key) is None else _datetime(source, key)
+
+
+def _expect_object(source: Mapping[str, Any], name: str) -> None:
+    if not isinstance(source, Mapping):
+        raise ValueError(f"expected a {name} object, got {type(source).__name__}")
+    if source.get("object", name) != name:
+        raise ValueError(f"expected a {name} object, got {source.get('object')!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What the payer needs to pay; for ``wechatpay_native`` a QR code URL (``weixin://…``)."""
+
+    type: str
+    code_url: str | None = None
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Credential:
+        """Build from the API's ``credential`` object."""
+        return cls(type=_str(source, "type"), code_url=_optional_str(source, "code_url"))
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a payment could not be prepared or completed."""
+
+    code: str
+    message: str
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Failure:
+        """Build from the API's ``failure`` object."""
+        return cls(code=_str(source, "code"), message=_str(source, "message"))
+
+
+def _credential(source: Mapping[str, Any]) -> Credential | None:
+    credential = _optional_mapping(source, "credential")
+    return None if credential is None else Credential.from_json(credential)
+
+
+def _failure(source: Mapping[str, Any]) -> Failure | None:
+    failure = _optional_mapping(source, "failure")
+    return None if failure is None else Failure.from_json(failure)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A payment as the merchant sees it (``object: "payment"``); ``amount`` is in minor units."""
+
+    pay_no: str
+    trade_no: str
+    token: str
+    status: str
+    amount: int
+    currency: str
+    merchant_order_no: str
+    channel: str
+    method: str
+    description: str
+    expires_at: datetime
+    created_at: datetime
+    livemode: bool
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    credential: Credential | None = None
+    failure: Failure | None = None
+    paid_at: datetime | None = None
+
+    @property
+    def is_waiting(self) -> bool:
+        """True while the channel has not yet answered the prepay (no credential or failure)."""
+        return self.status in WAITING_STATUSES
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Payment:
+        """Build from the API's payment object; raises ``ValueError`` if it is malformed."""
+        _expect_object(source, "payment")
+        metadata = _optional_mapping(source, "metadata") or {}
+        if not all(isinstance(value, str) for value in metadata.values()):
+            raise ValueError("field 'metadata' must map strings to strings")
+        return cls(
+            pay_no=_str(source, "pay_no"),
+            trade_no=_str(source, "trade_no"),
+            token=_str(source, "token"),
+            status=_str(source, "status"),
+            amount=_int(source, "amount"),
+            currency=_str(source, "currency"),
+            merchant_order_no=_str(source, "merchant_order_no"),
+            channel=_str(source, "channel"),
+            method=_str(source, "method"),
+            description=_str(source, "description"),
+            expires_at=_datetime(source, "expires_at"),
+            created_at=_datetime(source, "created_at"),
+            livemode=_bool(source, "livemode"),
+            metadata=MappingProxyType(dict(metadata)),
+            credential=_credential(source),
+            failure=_failure(source),
+            paid_at=_optional_datetime(source, "paid_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """The payer-facing view of a payment, readable with the token alone (``object: "token"``)."""
+
+    token: str
+    pay_no: str
+    status: str
+    amount: int
+    currency: str
+    description: str
+    expires_at: datetime
+    credential: Credential | None = None
+    failure: Failure | None = None
+
+    @property
+    def is_waiting(self) -> bool:
+        """True while the channel has not yet answered the prepay (no credential or failure)."""
+        return self.status in WAITING_STATUSES
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Token:
+        """Build from the API's token object; raises ``ValueError`` if it is malformed."""
+        _expect_object(source, "token")
+        return cls(
+            token=_str(source, "token"),
+            pay_no=_str(source, "pay_no"),
+            status=_str(source, "status"),
+            amount=_int(source, "amount"),
+            currency=_str(source, "currency"),
+            description=_str(source, "description"),
+            expires_at=_datetime(source, "expires_at"),
+            credential=_credential(source),
+            failure=_failure(source),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A webhook event (``object: "event"``).
+
+    ``data_object`` is the raw ``data.object``; ``payment`` is it parsed when it is a payment.
+    """
+
+    id: str
+    type: str
+    created_at: datetime
+    data_object: Mapping[str, Any] = field(hash=False)
+    payment: Payment | None = None
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Event:
+        """Build from a webhook body; raises ``ValueError`` if it is malformed."""
+        _expect_object(source, "event")
+        data_object = _mapping(_mapping(source, "data"), "object")
+        is_payment = data_object.get("object") == "payment"
+        return cls(
+            id=_str(source, "id"),
+            type=_str(source, "type"),
+            created_at=_datetime(source, "created_at"),
+            data_object=MappingProxyType(dict(data_object)),
+            payment=Payment.from_json(data_object) if is_payment else None,
+        )

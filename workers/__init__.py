@@ -1,0 +1,1 @@
+"""arq settings and job functions: thin glue from core to channels."""

@@ -1,0 +1,42 @@
+"""Job names and enqueueing with stable job ids (so a re-enqueue of queued work is a no-op)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from arq.connections import ArqRedis
+
+PREPAY = "prepay"
+NOTIFY = "notify"
+DELIVER = "deliver"
+
+
+async def enqueue_prepay(pool: ArqRedis, queue: str, pay_no: str) -> None:
+    await pool.enqueue_job(PREPAY, pay_no, _job_id=f"prepay:{pay_no}", _queue_name=queue)
+
+
+async def enqueue_notify(pool: ArqRedis, queue: str, event_id: str) -> None:
+    await pool.enqueue_job(NOTIFY, event_id, _job_id=f"notify:{event_id}", _queue_name=queue)
+
+
+async def enqueue_delivery(
+    pool: ArqRedis, queue: str, delivery_id: int, attempt_no: int, *, at: datetime | None = None
+) -> None:
+    await pool.enqueue_job(
+        DELIVER,
+        delivery_id,
+        attempt_no,
+        _job_id=f"deliver:{delivery_id}:{attempt_no}",
+        _queue_name=queue,
+        _defer_until=at,
+    )
+
+
+async def enqueue_owed(pool: ArqRedis, queue: str, kind: str, ref: str) -> None:
+    """Re-enqueue one outbox row's job (the sweeper's path)."""
+    if kind == PREPAY:
+        await enqueue_prepay(pool, queue, ref)
+    elif kind == NOTIFY:
+        await enqueue_notify(pool, queue, ref)
+    else:
+        raise ValueError(f"unknown outbox kind {kind!r}")

@@ -1,0 +1,33 @@
+"""Channel results turned into the pay core's reports (channels' types → core's types)."""
+
+from __future__ import annotations
+
+from channels.base import TradeStatus
+from core.pay import PaymentReport
+
+
+def payment_report(
+    account_id: str,
+    trade: TradeStatus,
+    *,
+    source_id: str,
+    expected_ids: dict[str, str] | None = None,
+) -> PaymentReport:
+    """``expected_ids`` maps "merchant_id"/"app_id" to the account's own, for a cross-check."""
+    mismatch = None
+    if expected_ids:
+        for field, expected in expected_ids.items():
+            reported = getattr(trade, field)
+            if reported is not None and reported != expected:
+                mismatch = f"{field} {reported!r} is not this account's {expected!r}"
+                break
+    return PaymentReport(
+        channel_account_id=account_id,
+        out_trade_no=trade.out_trade_no,
+        amount_minor=trade.amount_minor,
+        currency=trade.currency,
+        channel_trade_no=trade.channel_trade_no,
+        paid_at=trade.paid_at,
+        source_id=source_id,
+        account_mismatch=mismatch,
+    )
