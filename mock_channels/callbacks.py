@@ -11,12 +11,24 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp import web
 
 logger = logging.getLogger(__name__)
+
+# The one outbound HTTP session of a sandbox app, shared by every emulator's callbacks.
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+
+
+async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: open the shared session on startup, close it on cleanup."""
+    async with aiohttp.ClientSession() as session:
+        app[HTTP_SESSION] = session
+        yield
+
 
 # WeChat Pay's documented notification retry schedule: 15s/15s/30s/3m/10m/20m/30m/30m/30m/
 # 60m/3h/3h/3h/6h/6h after the first try (24 h 4 m in all).
@@ -107,7 +119,9 @@ class CallbackSender:
         at = dt.datetime.now(dt.UTC)
         try:
             async with self._session.post(
-                job.url, data=job.body, headers=dict(job.headers_for(job.body)),
+                job.url,
+                data=job.body,
+                headers=dict(job.headers_for(job.body)),
                 timeout=self._timeout,
             ) as response:
                 await response.read()

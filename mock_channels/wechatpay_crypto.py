@@ -92,10 +92,11 @@ def aead_encrypt(apiv3_key: str, plaintext: bytes, associated_data: str) -> Encr
 def load_merchant_public_key(pem: str) -> rsa.RSAPublicKey:
     """A merchant's API key as a ``PUBLIC KEY`` PEM or its API certificate PEM."""
     data = pem.strip().encode("ascii")
-    if b"BEGIN CERTIFICATE" in data:
-        key = x509.load_pem_x509_certificate(data).public_key()
-    else:
-        key = serialization.load_pem_public_key(data)
+    key = (
+        x509.load_pem_x509_certificate(data).public_key()
+        if b"BEGIN CERTIFICATE" in data
+        else serialization.load_pem_public_key(data)
+    )
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
         raise ValueError("the merchant key must be an RSA key of at least 2048 bits")
     return key
@@ -166,7 +167,10 @@ def generate_platform_identity(now: dt.datetime | None = None) -> PlatformIdenti
 def load_platform_identity(
     private_key_pem: bytes, certificate_pem: bytes, public_key_id: str
 ) -> PlatformIdentity:
-    private_key = serialization.load_pem_private_key(private_key_pem, password=None)
+    # The sandbox wrote this key itself; the consistency check costs ~50 ms per start.
+    private_key = serialization.load_pem_private_key(
+        private_key_pem, password=None, unsafe_skip_rsa_key_validation=True
+    )
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ValueError("the stored platform key is not an RSA key")
     certificate = x509.load_pem_x509_certificate(certificate_pem)

@@ -1,0 +1,61 @@
+"""The sandbox application: channel emulators mounted side by side on one aiohttp app.
+
+WeChat Pay lives under ``/v3`` and ``/sandbox/wechatpay``; other channels' emulators mount
+their own routes beside it. ``GET /sandbox/health`` answers ``{"status": "ok"}``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import random
+from typing import Protocol
+
+from aiohttp import web
+
+from mock_channels.callbacks import http_session_ctx
+from mock_channels.config import SandboxConfig
+from mock_channels.wechatpay import setup_wechatpay
+
+__all__ = ["SandboxConfig", "SandboxSettings", "create_app", "run_sandbox"]
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(config: SandboxConfig) -> web.Application:
+    app = web.Application()
+    # One seeded generator for every fault decision of this sandbox: reproducible tests.
+    rng = random.Random(config.seed)
+    app.router.add_get("/sandbox/health", health)
+    # Registered first so it is torn down last, after the emulators stopped their callbacks.
+    app.cleanup_ctx.append(http_session_ctx)
+    setup_wechatpay(app, config, rng)
+    return app
+
+
+class SandboxSettings(Protocol):
+    """The part of payfront's ``Settings`` the sandbox reads (kept structural: the sandbox
+    imports nothing from ``core``)."""
+
+    @property
+    def sandbox_host(self) -> str: ...
+
+    @property
+    def sandbox_port(self) -> int: ...
+
+    @property
+    def sandbox_state_dir(self) -> pathlib.Path: ...
+
+    @property
+    def sandbox_time_scale(self) -> float: ...
+
+
+def run_sandbox(settings: SandboxSettings) -> None:
+    """Serve the sandbox until interrupted (``payfront sandbox``)."""
+    config = SandboxConfig(
+        state_dir=settings.sandbox_state_dir,
+        time_scale=settings.sandbox_time_scale,
+        public_base_url=f"http://{settings.sandbox_host}:{settings.sandbox_port}",
+    )
+    web.run_app(create_app(config), host=settings.sandbox_host, port=settings.sandbox_port)

@@ -1,0 +1,89 @@
+"""The sandbox-only admin API of the WeChat emulator (mounted under ``/sandbox/wechatpay``):
+register merchants, play the shopper, inspect orders and their callbacks, set faults.
+
+Plain JSON, unsigned and unauthenticated: it exists only in the sandbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel, ValidationError
+
+from mock_channels.faults import FaultPlan
+from mock_channels.wechatpay_errors import ApiError, json_response
+from mock_channels.wechatpay_models import PayOrder, RegisterMerchant
+from mock_channels.wechatpay_sandbox import WECHATPAY_SANDBOX
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _parse(request: web.Request, model: type[_Body]) -> _Body:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as exc:
+        errors: list[dict[str, Any]] = [
+            {"field": ".".join(map(str, e["loc"])), "issue": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise ApiError(400, "PARAM_ERROR", "invalid request body", {"errors": errors}) from None
+
+
+@web.middleware
+async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(exc.status, exc.payload())
+
+
+async def register_merchant(request: web.Request) -> web.Response:
+    body = await _parse(request, RegisterMerchant)
+    registered = await request.config_dict[WECHATPAY_SANDBOX].register_merchant(body)
+    return json_response(200, dict(registered))
+
+
+async def pay_order(request: web.Request) -> web.Response:
+    body = await _parse(request, PayOrder)
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    return json_response(200, sandbox.pay(request.match_info["out_trade_no"], body, _now()))
+
+
+async def get_order(request: web.Request) -> web.Response:
+    mchid = request.query.get("mchid", "")
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    return json_response(200, sandbox.order_view(mchid, request.match_info["out_trade_no"], _now()))
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    return json_response(200, sandbox.faults.plan_for(request.match_info["mchid"]).model_dump())
+
+
+async def put_faults(request: web.Request) -> web.Response:
+    plan = await _parse(request, FaultPlan)
+    request.config_dict[WECHATPAY_SANDBOX].faults.set_plan(request.match_info["mchid"], plan)
+    return json_response(200, plan.model_dump())
+
+
+async def delete_faults(request: web.Request) -> web.Response:
+    request.config_dict[WECHATPAY_SANDBOX].faults.clear(request.match_info["mchid"])
+    return json_response(204, None)
+
+
+def build_admin_app() -> web.Application:
+    app = web.Application(middlewares=[admin_errors])
+    app.router.add_post("/merchants", register_merchant)
+    app.router.add_post("/orders/{out_trade_no}/pay", pay_order)
+    app.router.add_get("/orders/{out_trade_no}", get_order)
+    app.router.add_get("/faults/{mchid}", get_faults)
+    app.router.add_put("/faults/{mchid}", put_faults)
+    app.router.add_delete("/faults/{mchid}", delete_faults)
+    return app
