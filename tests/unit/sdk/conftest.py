@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-# The repo is not pip-installed and pytest is not configured with a pythonpath, so the
-# `pytest` script would not find the top-level `sdk` package on its own.
-REPO_ROOT = Path(__file__).resolve().parents[3]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 API_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 BASE_URL = "http://payfront.test"
@@ -94,9 +86,7 @@ class FakeApi:
         self.requests: list[httpx.Request] = []
         self._steps: list[ResponseStep] = []
 
-    def reply(
-        self, status: int, body: Any, headers: dict[str, str] | None = None
-    ) -> FakeApi:
+    def reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> FakeApi:
         self._steps.append(
             httpx.Response(status, content=json.dumps(body).encode(), headers=headers)
         )

@@ -61,9 +61,7 @@ def test_payment_is_frozen_and_metadata_read_only(payment_json: JsonFactory) -> 
 
 def test_payment_with_failure(payment_json: JsonFactory) -> None:
     payment = Payment.from_json(
-        payment_json(
-            status="prepay_failed", failure={"code": "channel_rejected", "message": "no"}
-        )
+        payment_json(status="prepay_failed", failure={"code": "channel_rejected", "message": "no"})
     )
 
     assert payment.failure == Failure(code="channel_rejected", message="no")
