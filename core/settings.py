@@ -53,3 +53,6 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".payfront")
     log_format: str = "console"  # or "json"
     log_level: str = "INFO"
+
+    # `payfront dev` only: a test-mode key it creates for its local merchant.
+    dev_api_key: str = "sk_test_dev_local_only_do_not_use_in_production"

@@ -14,7 +14,7 @@ from core.settings import Settings
 from core.store.db import Database
 from core.vault import Vault
 from core.wakeups import WakeupHub
-from gateway import routes_callbacks, routes_health, routes_payments
+from gateway import routes_callbacks, routes_health, routes_payments, routes_webhooks
 from gateway.errors import request_context
 from gateway.routes_payments import STATE
 from gateway.state import AuthCache, GatewayState
@@ -26,6 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes_payments.routes)
     app.add_routes(routes_callbacks.routes)
     app.add_routes(routes_health.routes)
+    app.add_routes(routes_webhooks.routes)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)

@@ -45,7 +45,6 @@ def error_response(
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Gives each request an id (in logs and the ``Request-Id`` header) and maps errors."""
     request_id = ids.new_request_id()
-    request["request_id"] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:

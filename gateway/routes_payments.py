@@ -36,7 +36,7 @@ def _json(status: int, body: bytes, **headers: str) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
-async def _merchant(request: web.Request, state: GatewayState) -> MerchantAuth:
+async def merchant_of(request: web.Request, state: GatewayState) -> MerchantAuth:
     header = request.headers.get("Authorization", "")
     scheme, _, api_key = header.partition(" ")
     if scheme.lower() != "bearer" or not api_key.startswith(("sk_test_", "sk_live_")):
@@ -51,7 +51,7 @@ async def _merchant(request: web.Request, state: GatewayState) -> MerchantAuth:
 @routes.post("/v1/payments")
 async def create(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    merchant = await _merchant(request, state)
+    merchant = await merchant_of(request, state)
     body = await request.read()
     spec = parse_body(PaymentCreate, body)
     if spec.currency not in CHANNEL_CURRENCIES[spec.channel]:
@@ -105,7 +105,7 @@ async def _create(
 @routes.get("/v1/payments/{pay_no}")
 async def read(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    merchant = await _merchant(request, state)
+    merchant = await merchant_of(request, state)
     payment = await get_payment(state.db, merchant.merchant_id, request.match_info["pay_no"])
     return _json(200, orjson.dumps(payment))
 

@@ -50,3 +50,9 @@ def parse_body(model: type[ModelT], body: bytes) -> ModelT:
         raise InvalidRequest(
             f"{param}: {first['msg']}", code="parameter_invalid", param=param
         ) from None
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: Annotated[str, StringConstraints(min_length=8, max_length=1024, pattern=r"^https?://\S+$")]

@@ -71,7 +71,8 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
         delay = min(w.settings.prepay_retry_base_s * 2 ** (job_try - 1), 300.0)
         log.warning("prepay.retry", code=exc.code, message=exc.message, defer_s=delay)
         raise Retry(defer=delay) from exc
-    await pay_core.credential_ready(w.db, pay_no, dict(result.credential), result.channel_trade_no)
+    credential = {"type": f"{pay.channel}_{pay.method}", **result.credential}
+    await pay_core.credential_ready(w.db, pay_no, credential, result.channel_trade_no)
     await _announce(w, pay_no, None)
     log.info("prepay.ready")
     return "awaiting_payment"

@@ -1,0 +1,1 @@
+"""The ``payfront`` command: gateway, worker, sandbox, dev, migrate."""

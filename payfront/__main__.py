@@ -1,0 +1,3 @@
+from payfront.cli import main
+
+main()

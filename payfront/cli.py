@@ -1,0 +1,233 @@
+"""The ``payfront`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from core.settings import Settings
+from core.vault import new_master_key
+
+BANNER = """
+payfront is running (Ctrl-C stops everything)
+  gateway  http://{gw}        merchant API, callbacks, tokens
+  sandbox  http://{sb}        WeChat Pay v3 emulator (+ /sandbox/... shopper controls)
+  worker   arq queue {queue!r} on {redis}
+  database {db}
+
+Test-mode API key of the local merchant: {key}
+
+Try it:
+  curl -s -X POST http://{gw}/v1/payments \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"amount": 100, "currency": "CNY", "merchant_order_no": "order-1",
+         "channel": "wechatpay", "method": "native", "description": "A cup of tea"}}'
+"""
+
+
+def _fail(message: str) -> None:
+    print(f"payfront: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _require_redis(settings: Settings) -> None:
+    from payfront.localredis import answers
+
+    if not answers(settings.redis_url):
+        _fail(
+            f"Redis does not answer at {settings.redis_url}: start one (`redis-server`) or set "
+            "PAYFRONT_REDIS_URL; `payfront dev` starts a private one by itself."
+        )
+
+
+def _require_master_key(settings: Settings) -> None:
+    if not settings.master_key:
+        _fail(
+            "PAYFRONT_MASTER_KEY is not set: it encrypts channel credentials at rest. Make one "
+            "with `python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'`."
+        )
+
+
+def cmd_migrate(settings: Settings) -> None:
+    from core.store.migrate import upgrade_sync
+
+    upgrade_sync(settings.database_url)
+    print(f"database at {settings.database_url} is at the latest schema")
+
+
+def cmd_gateway(settings: Settings) -> None:
+    from gateway.app import run_gateway
+
+    _require_master_key(settings)
+    _require_redis(settings)
+    run_gateway(settings)
+
+
+def cmd_worker(settings: Settings) -> None:
+    from workers.settings import run_worker
+
+    _require_master_key(settings)
+    _require_redis(settings)
+    run_worker(settings)
+
+
+def cmd_sandbox(settings: Settings) -> None:
+    from mock_channels.app import run_sandbox
+
+    run_sandbox(settings)
+
+
+def _master_key_for_dev(settings: Settings) -> str:
+    if settings.master_key:
+        return settings.master_key
+    path = settings.data_dir / "master.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_master_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _wait_http(
+    url: str, name: str, process: subprocess.Popen[bytes], timeout_s: float = 20
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            _fail(f"the {name} exited with code {process.returncode} while starting")
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    _fail(f"the {name} did not answer at {url} within {timeout_s:.0f}s")
+
+
+def cmd_dev(settings: Settings) -> None:
+    """Sandbox, gateway and worker on the embedded defaults, in one command."""
+    from payfront.localredis import RedisMissing, answers, start_private_redis
+
+    env = dict(os.environ)
+    env["PAYFRONT_MASTER_KEY"] = _master_key_for_dev(settings)
+    children: list[subprocess.Popen[bytes]] = []
+    redis_url = settings.redis_url
+    if not answers(redis_url):
+        try:
+            redis_url, redis_process = start_private_redis()
+        except RedisMissing as exc:
+            _fail(str(exc))
+        children.append(redis_process)
+        print(f"no Redis answered at {settings.redis_url}; started a private one at {redis_url}")
+    env["PAYFRONT_REDIS_URL"] = redis_url
+    settings = settings.model_copy(
+        update={"master_key": env["PAYFRONT_MASTER_KEY"], "redis_url": redis_url}
+    )
+    cmd_migrate(settings)
+
+    def spawn(command: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-m", "payfront", command], env=env)  # noqa: S603
+        children.append(process)
+        return process
+
+    def stop_all(*_: object) -> None:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    try:
+        sandbox_addr = f"{settings.sandbox_host}:{settings.sandbox_port}"
+        gateway_addr = f"{settings.gateway_host}:{settings.gateway_port}"
+        sandbox = spawn("sandbox")
+        _wait_http(f"http://{sandbox_addr}/sandbox/health", "sandbox", sandbox)
+        asyncio.run(_provision_dev(settings, f"http://{sandbox_addr}"))
+        gateway = spawn("gateway")
+        worker = spawn("worker")
+        _wait_http(f"http://{gateway_addr}/readyz", "gateway", gateway)
+        print(
+            BANNER.format(
+                gw=gateway_addr,
+                sb=sandbox_addr,
+                queue=settings.queue_name,
+                redis=redis_url,
+                db=settings.database_url,
+                key=settings.dev_api_key,
+            ),
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(child.poll() is None for child in (sandbox, gateway, worker)):
+            time.sleep(0.5)
+        _fail("a payfront process exited; stopping the others")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
+    from core.store.db import Database
+    from core.vault import Vault
+    from payfront.devsetup import DEV_ACCOUNT_ID, DEV_MERCHANT_ID, provision_wechat_sandbox_account
+
+    db = Database(settings.database_url)
+    try:
+        await provision_wechat_sandbox_account(
+            db,
+            Vault(settings.master_key),
+            sandbox_url=sandbox_url,
+            merchant_id=DEV_MERCHANT_ID,
+            merchant_name="Local dev shop",
+            api_key=settings.dev_api_key,
+            account_id=DEV_ACCOUNT_ID,
+        )
+    finally:
+        await db.dispose()
+
+
+COMMANDS = {
+    "gateway": (cmd_gateway, "run the HTTP gateway (merchant API, callbacks, tokens)"),
+    "worker": (cmd_worker, "run an arq worker (channel calls, webhooks, sweeper)"),
+    "sandbox": (cmd_sandbox, "run the channel sandbox (WeChat Pay v3 emulator)"),
+    "dev": (cmd_dev, "run sandbox, gateway and worker on the embedded defaults"),
+    "migrate": (cmd_migrate, "bring the database to the latest schema"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="payfront",
+        description="Asynchronous payment channel gateway. Settings come from PAYFRONT_* "
+        "environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux/macOS
+        pass
+    COMMANDS[args.command][0](Settings())
+
+
+if __name__ == "__main__":
+    main()

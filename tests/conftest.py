@@ -1,0 +1,350 @@
+"""Fixtures that start real services: Redis, SQLite and PostgreSQL databases, the sandbox,
+the gateway and an arq worker. Keys are generated at test time, never committed."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from arq.worker import Worker
+from multidict import CIMultiDict
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from core import ids
+from core.settings import Settings
+from core.store.db import Database
+from core.store.migrate import upgrade
+from core.store.tables import metadata
+from core.vault import Vault, new_master_key
+from gateway.app import create_app as create_gateway
+from mock_channels.app import SandboxConfig
+from mock_channels.app import create_app as create_sandbox
+from payfront.devsetup import SandboxAccount, provision_wechat_sandbox_account
+from payfront.localredis import answers, start_private_redis
+from workers.settings import worker_settings
+
+TEST_REDIS_URL = os.environ.get("PAYFRONT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+TEST_POSTGRES_URL = os.environ.get(
+    "PAYFRONT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("PAYFRONT_REQUIRE_POSTGRES") == "1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The local Redis (a dedicated db index), or a private redis-server when none answers."""
+    if answers(TEST_REDIS_URL):
+        yield TEST_REDIS_URL
+        return
+    url, process = start_private_redis()
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+async def _postgres_database() -> str | None:
+    admin = create_async_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"payfront_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception:
+        if REQUIRE_POSTGRES:
+            raise
+        return None
+    finally:
+        await admin.dispose()
+    url = sa.make_url(TEST_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    await upgrade(url)
+    return url
+
+
+async def _drop_postgres_database(url: str) -> None:
+    name = sa.make_url(url).database
+    admin = create_async_engine(TEST_POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """A migrated PostgreSQL database for this session, or None when no server answers."""
+    url = asyncio.run(_postgres_database())
+    yield url
+    if url is not None:
+        asyncio.run(_drop_postgres_database(url))
+
+
+async def _truncate(url: str) -> None:
+    engine = create_async_engine(url)
+    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_url: str | None,
+) -> str:
+    """Each test runs once on a fresh SQLite file and once on PostgreSQL (when there)."""
+    if request.param == "sqlite":
+        path = tmp_path / "payfront.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    if postgres_url is None:
+        pytest.skip("no PostgreSQL answers at PAYFRONT_TEST_POSTGRES_URL")
+    await _truncate(postgres_url)
+    return postgres_url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def vault() -> Vault:
+    return Vault(new_master_key())
+
+
+@dataclass
+class WebhookInbox:
+    """A merchant's webhook endpoint that records what arrives and answers as told."""
+
+    url: str = ""
+    received: list[tuple[CIMultiDict[str], bytes]] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.received.append((CIMultiDict(request.headers), await request.read()))
+        self.arrived.set()
+        status = self.answers.pop(0) if self.answers else 200
+        return web.Response(status=status, text="ok" if status < 300 else "no")
+
+    async def wait_for(self, count: int, timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@dataclass
+class Stack:
+    """Sandbox + gateway + worker, in this test's event loop, on real Redis and database."""
+
+    settings: Settings
+    db: Database
+    vault: Vault
+    redis: ArqRedis
+    gateway_url: str
+    sandbox_url: str
+    api_key: str
+    account: SandboxAccount
+    http: httpx.AsyncClient
+    inbox: WebhookInbox
+    webhook_secret: str
+    worker: Worker | None = None
+    worker_task: asyncio.Task[Any] | None = None
+
+    def auth(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}", **extra}
+
+    async def create_payment(self, **overrides: Any) -> httpx.Response:
+        body = {
+            "amount": 100,
+            "currency": "CNY",
+            "merchant_order_no": "order-" + uuid.uuid4().hex[:12],
+            "channel": "wechatpay",
+            "method": "native",
+            "description": "A cup of tea",
+        }
+        body.update(overrides)
+        return await self.http.post(
+            f"{self.gateway_url}/v1/payments", json=body, headers=self.auth()
+        )
+
+    async def token(self, token: str, wait: float = 0) -> dict[str, Any]:
+        answer = await self.http.get(f"{self.gateway_url}/v1/tokens/{token}", params={"wait": wait})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def payment(self, pay_no: str) -> dict[str, Any]:
+        answer = await self.http.get(
+            f"{self.gateway_url}/v1/payments/{pay_no}", headers=self.auth()
+        )
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    async def shopper_pays(self, pay_no: str, **body: Any) -> httpx.Response:
+        payload = {"mchid": self.account.keys.mchid, "outcome": "success", **body}
+        return await self.http.post(
+            f"{self.sandbox_url}/sandbox/wechatpay/orders/{pay_no}/pay", json=payload
+        )
+
+    async def set_faults(self, **faults: Any) -> None:
+        answer = await self.http.put(
+            f"{self.sandbox_url}/sandbox/wechatpay/faults/{self.account.keys.mchid}", json=faults
+        )
+        answer.raise_for_status()
+
+    async def start_worker(self) -> None:
+        assert self.worker is None
+        self.worker = Worker(**{**worker_settings(self.settings), "handle_signals": False})
+        self.worker_task = asyncio.create_task(self.worker.async_run())
+
+    async def stop_worker(self) -> None:
+        """Stop taking jobs, let running ones finish, then stop polling and close.
+
+        (Cancelling arq mid-job, as its signal handler does, can cut a Redis pipeline in half;
+        the kill of a worker process is tested with real processes in tests/e2e.)
+        """
+        if self.worker is None:
+            return
+        assert self.worker_task is not None
+        self.worker.allow_pick_jobs = False
+        async with asyncio.timeout(15):
+            while any(not task.done() for task in self.worker.tasks.values()):
+                await asyncio.sleep(0.01)
+        self.worker_task.cancel()
+        await asyncio.gather(self.worker_task, return_exceptions=True)
+        self.worker.tasks.clear()
+        await self.worker.close()
+        self.worker, self.worker_task = None, None
+
+    async def wait_status(self, pay_no: str, status: str, timeout: float = 10) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                payment = await self.payment(pay_no)
+                if payment["status"] == status:
+                    return payment
+                await asyncio.sleep(0.02)
+
+
+def test_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "queue_name": f"payfront:test:{uuid.uuid4().hex[:8]}",
+        "master_key": new_master_key(),
+        "worker_poll_delay_s": 0.01,
+        "prepay_retry_base_s": 0.05,
+        "channel_timeout_s": 2.0,
+        "sweep_interval_s": 1,
+        "sweep_grace_s": 0.5,
+        "webhook_retry_scale": 0.0005,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def _site(app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+@pytest.fixture
+async def stack(database_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    gateway_port, sandbox_port, inbox_port = free_port(), free_port(), free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    settings = test_settings(database_url, redis_url, public_base_url=gateway_url)
+    runners = []
+    db = Database(database_url)
+    vault = Vault(settings.master_key)
+    redis = await create_pool(
+        RedisSettings.from_dsn(redis_url),
+        job_serializer=orjson.dumps,
+        job_deserializer=orjson.loads,
+        default_queue_name=settings.queue_name,
+    )
+    http = httpx.AsyncClient(timeout=30)
+    try:
+        sandbox_config = SandboxConfig(
+            state_dir=tmp_path / "sandbox", time_scale=0.001, public_base_url=sandbox_url, seed=7
+        )
+        runners.append(await _site(create_sandbox(sandbox_config), sandbox_port))
+        api_key = ids.new_api_key(livemode=False)
+        account = await provision_wechat_sandbox_account(
+            db,
+            vault,
+            sandbox_url=sandbox_url,
+            merchant_id="mch_test",
+            merchant_name="Test shop",
+            api_key=api_key,
+            account_id="wx_test",
+        )
+        inbox = WebhookInbox(url=f"http://127.0.0.1:{inbox_port}/hooks")
+        inbox_app = web.Application()
+        inbox_app.router.add_post("/hooks", inbox.handle)
+        runners.append(await _site(inbox_app, inbox_port))
+        from core.merchants import add_webhook_endpoint
+
+        _, secret = await add_webhook_endpoint(db, vault, merchant_id="mch_test", url=inbox.url)
+        runners.append(await _site(create_gateway(settings), gateway_port))
+        the_stack = Stack(
+            settings=settings,
+            db=db,
+            vault=vault,
+            redis=redis,
+            gateway_url=gateway_url,
+            sandbox_url=sandbox_url,
+            api_key=api_key,
+            account=account,
+            http=http,
+            inbox=inbox,
+            webhook_secret=secret,
+        )
+        await the_stack.start_worker()
+        yield the_stack
+        await the_stack.stop_worker()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await http.aclose()
+        await redis.flushdb()
+        await redis.aclose()
+        await db.dispose()
+        gc.collect()  # surface unclosed resources in the test that left them
