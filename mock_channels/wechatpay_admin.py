@@ -57,7 +57,7 @@ async def pay_order(request: web.Request) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    mchid = request.query.get("mchid", "")
+    mchid = request.query.get("mchid")
     sandbox = request.config_dict[WECHATPAY_SANDBOX]
     return json_response(200, sandbox.order_view(mchid, request.match_info["out_trade_no"], _now()))
 

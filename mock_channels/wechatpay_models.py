@@ -157,8 +157,9 @@ class PayOrder(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mchid: str = Field(min_length=1)
-    outcome: Literal["success", "fail"]
+    # Optional: without it, the order is found by out_trade_no alone when that is unambiguous.
+    mchid: str | None = Field(default=None, min_length=1)
+    outcome: Literal["success", "fail"] = "success"
     # Report a paid amount/currency other than the order's, to exercise mismatch handling.
     paid_amount: int | None = Field(default=None, ge=0)
     paid_currency: str | None = Field(default=None, min_length=3, max_length=3)

@@ -313,14 +313,21 @@ class WeChatPaySandbox:
             "platform_certificate_pem": self.platform.certificate_pem(),
         }
 
-    def _admin_order(self, mchid: str, out_trade_no: str) -> tuple[Merchant, Order]:
+    def _admin_order(self, mchid: str | None, out_trade_no: str) -> tuple[Merchant, Order]:
+        if not mchid:
+            found = self.orders.find(out_trade_no)
+            if len(found) > 1:
+                raise ApiError(409, "AMBIGUOUS", "several merchants have this order; give mchid")
+            if not found:
+                raise ApiError(404, "ORDER_NOT_EXIST", "no such order")
+            mchid = found[0].mchid
         merchant = self.merchants.get(mchid)
         order = self.orders.get(mchid, out_trade_no) if merchant is not None else None
         if merchant is None or order is None:
             raise ApiError(404, "ORDER_NOT_EXIST", "no such order for this mchid")
         return merchant, order
 
-    def order_view(self, mchid: str, out_trade_no: str, now: dt.datetime) -> dict[str, Any]:
+    def order_view(self, mchid: str | None, out_trade_no: str, now: dt.datetime) -> dict[str, Any]:
         return self._admin_order(mchid, out_trade_no)[1].admin_view(now)
 
     def pay(self, out_trade_no: str, request: PayOrder, now: dt.datetime) -> dict[str, Any]:

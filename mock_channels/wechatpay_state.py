@@ -232,6 +232,10 @@ class OrderBook:
     def get(self, mchid: str, out_trade_no: str) -> Order | None:
         return self.by_key.get((mchid, out_trade_no))
 
+    def find(self, out_trade_no: str) -> list[Order]:
+        """Every merchant's order with this number (the sandbox's shopper needs no mchid)."""
+        return [order for (_, number), order in self.by_key.items() if number == out_trade_no]
+
     def get_by_transaction_id(self, mchid: str, transaction_id: str) -> Order | None:
         order = self.by_transaction_id.get(transaction_id)
         return order if order is not None and order.mchid == mchid else None

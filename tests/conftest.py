@@ -183,6 +183,7 @@ class Stack:
     http: httpx.AsyncClient
     inbox: WebhookInbox
     webhook_secret: str
+    sandbox_state_dir: Path = Path()
     worker: Worker | None = None
     worker_task: asyncio.Task[Any] | None = None
 
@@ -220,6 +221,11 @@ class Stack:
         return await self.http.post(
             f"{self.sandbox_url}/sandbox/wechatpay/orders/{pay_no}/pay", json=payload
         )
+
+    async def sandbox_order(self, pay_no: str) -> dict[str, Any]:
+        answer = await self.http.get(f"{self.sandbox_url}/sandbox/wechatpay/orders/{pay_no}")
+        answer.raise_for_status()
+        return dict(answer.json())
 
     async def set_faults(self, **faults: Any) -> None:
         answer = await self.http.put(
@@ -286,11 +292,21 @@ async def _site(app: web.Application, port: int) -> web.AppRunner:
 
 
 @pytest.fixture
-async def stack(database_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+def stack_overrides() -> dict[str, Any]:
+    """Settings a test module wants changed (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+async def stack(
+    database_url: str, redis_url: str, tmp_path: Path, stack_overrides: dict[str, Any]
+) -> AsyncIterator[Stack]:
     gateway_port, sandbox_port, inbox_port = free_port(), free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    settings = test_settings(database_url, redis_url, public_base_url=gateway_url)
+    settings = test_settings(
+        database_url, redis_url, public_base_url=gateway_url, **stack_overrides
+    )
     runners = []
     db = Database(database_url)
     vault = Vault(settings.master_key)
@@ -336,6 +352,7 @@ async def stack(database_url: str, redis_url: str, tmp_path: Path) -> AsyncItera
             http=http,
             inbox=inbox,
             webhook_secret=secret,
+            sandbox_state_dir=sandbox_config.state_dir,
         )
         await the_stack.start_worker()
         yield the_stack
