@@ -19,7 +19,7 @@ from sdk.errors import (
     ServiceUnavailableError,
     SignatureVerificationError,
 )
-from sdk.models import Credential, Event, Failure, Payment, Token
+from sdk.models import Credential, Event, Failure, Payment, Token, WebhookEndpoint
 from sdk.protocol import SDK_VERSION as __version__
 from sdk.webhooks import compute_signature, sign_webhook, verify_webhook
 
@@ -43,6 +43,7 @@ __all__ = [
     "ServiceUnavailableError",
     "SignatureVerificationError",
     "Token",
+    "WebhookEndpoint",
     "__version__",
     "compute_signature",
     "sign_webhook",

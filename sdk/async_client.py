@@ -8,7 +8,7 @@ from typing import Self, TypeVar
 
 import httpx
 
-from sdk.models import Payment, Token
+from sdk.models import Payment, Token, WebhookEndpoint
 from sdk.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT_SECONDS,
@@ -111,6 +111,10 @@ class AsyncPayfrontClient:
                 idempotency_key=idempotency_key,
             )
         )
+
+    async def create_webhook_endpoint(self, url: str) -> WebhookEndpoint:
+        """Register ``url`` for this merchant's events; keep the returned ``secret``."""
+        return await self._execute(self._builder.create_webhook_endpoint(url))
 
     async def get_payment(self, pay_no: str) -> Payment:
         """Fetch one of this merchant's payments by ``pay_no``."""

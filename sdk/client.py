@@ -8,7 +8,7 @@ from typing import Self, TypeVar
 
 import httpx
 
-from sdk.models import Payment, Token
+from sdk.models import Payment, Token, WebhookEndpoint
 from sdk.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT_SECONDS,
@@ -106,6 +106,10 @@ class PayfrontClient:
                 idempotency_key=idempotency_key,
             )
         )
+
+    def create_webhook_endpoint(self, url: str) -> WebhookEndpoint:
+        """Register ``url`` for this merchant's events; keep the returned ``secret``."""
+        return self._execute(self._builder.create_webhook_endpoint(url))
 
     def get_payment(self, pay_no: str) -> Payment:
         """Fetch one of this merchant's payments by ``pay_no``."""

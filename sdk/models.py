@@ -234,3 +234,26 @@ class Event:
             data_object=MappingProxyType(dict(data_object)),
             payment=Payment.from_json(data_object) if is_payment else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """A registered webhook URL; ``secret`` is only present in the answer that created it."""
+
+    id: str
+    url: str
+    enabled: bool
+    created_at: datetime
+    secret: str | None = None
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> WebhookEndpoint:
+        """Build from the API's webhook_endpoint object; raises ``ValueError`` if malformed."""
+        _expect_object(source, "webhook_endpoint")
+        return cls(
+            id=_str(source, "id"),
+            url=_str(source, "url"),
+            enabled=_bool(source, "enabled"),
+            created_at=_datetime(source, "created_at"),
+            secret=_optional_str(source, "secret"),
+        )

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from sdk.errors import APIConnectionError, APIError, PayfrontError, PayfrontTimeout, error_class_for
-from sdk.models import Payment, Token
+from sdk.models import Payment, Token, WebhookEndpoint
 
 SDK_VERSION = "0.1.0"
 USER_AGENT = f"payfront-python/{SDK_VERSION}"
@@ -213,6 +213,18 @@ class RequestBuilder:
             headers=self._headers(),
         )
         return ApiCall(request, Payment.from_json)
+
+    def create_webhook_endpoint(self, url: str) -> ApiCall[WebhookEndpoint]:
+        """``POST /v1/webhook_endpoints``; the answer carries the signing secret, once."""
+        headers = self._headers()
+        headers["Content-Type"] = "application/json"
+        request = ApiRequest(
+            method="POST",
+            url=f"{self._base_url}/v1/webhook_endpoints",
+            headers=headers,
+            content=json.dumps({"url": url}).encode("utf-8"),
+        )
+        return ApiCall(request, WebhookEndpoint.from_json)
 
     def get_token(self, token: str, *, wait: float = 0) -> ApiCall[Token]:
         """``GET /v1/tokens/{token}?wait=…``; the token is its own credential, so no API key."""

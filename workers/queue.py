@@ -11,18 +11,24 @@ NOTIFY = "notify"
 DELIVER = "deliver"
 
 
-async def enqueue_prepay(pool: ArqRedis, queue: str, pay_no: str) -> None:
-    await pool.enqueue_job(PREPAY, pay_no, _job_id=f"prepay:{pay_no}", _queue_name=queue)
+# Each returns whether a job was enqueued (False: one with the same id is already queued or
+# running).
 
 
-async def enqueue_notify(pool: ArqRedis, queue: str, event_id: str) -> None:
-    await pool.enqueue_job(NOTIFY, event_id, _job_id=f"notify:{event_id}", _queue_name=queue)
+async def enqueue_prepay(pool: ArqRedis, queue: str, pay_no: str) -> bool:
+    job = await pool.enqueue_job(PREPAY, pay_no, _job_id=f"prepay:{pay_no}", _queue_name=queue)
+    return job is not None
+
+
+async def enqueue_notify(pool: ArqRedis, queue: str, event_id: str) -> bool:
+    job = await pool.enqueue_job(NOTIFY, event_id, _job_id=f"notify:{event_id}", _queue_name=queue)
+    return job is not None
 
 
 async def enqueue_delivery(
     pool: ArqRedis, queue: str, delivery_id: int, attempt_no: int, *, at: datetime | None = None
-) -> None:
-    await pool.enqueue_job(
+) -> bool:
+    job = await pool.enqueue_job(
         DELIVER,
         delivery_id,
         attempt_no,
@@ -30,13 +36,13 @@ async def enqueue_delivery(
         _queue_name=queue,
         _defer_until=at,
     )
+    return job is not None
 
 
-async def enqueue_owed(pool: ArqRedis, queue: str, kind: str, ref: str) -> None:
+async def enqueue_owed(pool: ArqRedis, queue: str, kind: str, ref: str) -> bool:
     """Re-enqueue one outbox row's job (the sweeper's path)."""
     if kind == PREPAY:
-        await enqueue_prepay(pool, queue, ref)
-    elif kind == NOTIFY:
-        await enqueue_notify(pool, queue, ref)
-    else:
-        raise ValueError(f"unknown outbox kind {kind!r}")
+        return await enqueue_prepay(pool, queue, ref)
+    if kind == NOTIFY:
+        return await enqueue_notify(pool, queue, ref)
+    raise ValueError(f"unknown outbox kind {kind!r}")

@@ -19,11 +19,14 @@ async def sweep(ctx: dict[str, Any]) -> int:
     no-op; jobs are idempotent, so re-running work that Redis lost mid-run is safe."""
     w: WorkerContext = ctx["payfront"]
     owed = await owed_work(w.db, grace=timedelta(seconds=w.settings.sweep_grace_s))
-    for kind, ref in owed.outbox:
-        await enqueue_owed(w.redis, w.settings.queue_name, kind, ref)
-    for delivery_id, attempt_no in owed.deliveries:
-        await enqueue_delivery(w.redis, w.settings.queue_name, delivery_id, attempt_no)
-    count = len(owed.outbox) + len(owed.deliveries)
+    queue = w.settings.queue_name
+    outbox = [await enqueue_owed(w.redis, queue, kind, ref) for kind, ref in owed.outbox]
+    deliveries = [
+        await enqueue_delivery(w.redis, queue, delivery_id, attempt_no)
+        for delivery_id, attempt_no in owed.deliveries
+    ]
+    count = sum(outbox) + sum(deliveries)
     if count:
-        log.info("sweep.enqueued", outbox=len(owed.outbox), deliveries=len(owed.deliveries))
+        # Work Redis had lost (or never got): worth knowing about.
+        log.warning("sweep.re_enqueued", outbox=sum(outbox), deliveries=sum(deliveries))
     return count

@@ -241,3 +241,24 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_payment_completes(
     records = [json.loads(line) for line in replacement_log.splitlines() if line.startswith("{")]
     ready = [r for r in records if r["event"] == "prepay.ready"]
     assert [r["job_try"] for r in ready] == [2]
+
+
+def test_the_readme_quickstart_example_runs_as_written(
+    processes: Processes, tmp_path: Path
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "quickstart.py"
+    env = {
+        **processes.env,
+        "PAYFRONT_URL": processes.gateway_url,
+        "PAYFRONT_SANDBOX_URL": processes.sandbox_url,
+        "PAYFRONT_API_KEY": processes.api_key,
+        "QUICKSTART_WEBHOOK_PORT": str(free_port()),
+        "QUICKSTART_STATE": str(tmp_path / "quickstart.json"),
+    }
+    for run in range(2):  # the second run reuses the saved endpoint secret
+        done = subprocess.run(
+            [sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "code_url weixin://wxpay/bizpayurl?pr=" in done.stdout, run
+        assert "webhook payment.succeeded verified" in done.stdout, run
