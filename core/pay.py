@@ -170,10 +170,6 @@ async def prepay_failed(db: Database, pay_no: str, code: str, message: str) -> M
     )
 
 
-async def mark_closed(db: Database, pay_no: str) -> Moved | None:
-    return await _apply(db, pay_no, PayEvent.CLOSED)
-
-
 @dataclass(frozen=True, slots=True)
 class PaymentReport:
     """A channel's word that an order was paid (from a verified callback or a query)."""

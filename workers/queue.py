@@ -12,16 +12,21 @@ DELIVER = "deliver"
 
 
 # Each returns whether a job was enqueued (False: one with the same id is already queued or
-# running).
+# running). arq's job ids are global to a Redis database, not per queue, and delivery ids
+# restart with each database, so every id carries the queue name.
 
 
 async def enqueue_prepay(pool: ArqRedis, queue: str, pay_no: str) -> bool:
-    job = await pool.enqueue_job(PREPAY, pay_no, _job_id=f"prepay:{pay_no}", _queue_name=queue)
+    job = await pool.enqueue_job(
+        PREPAY, pay_no, _job_id=f"{queue}:prepay:{pay_no}", _queue_name=queue
+    )
     return job is not None
 
 
 async def enqueue_notify(pool: ArqRedis, queue: str, event_id: str) -> bool:
-    job = await pool.enqueue_job(NOTIFY, event_id, _job_id=f"notify:{event_id}", _queue_name=queue)
+    job = await pool.enqueue_job(
+        NOTIFY, event_id, _job_id=f"{queue}:notify:{event_id}", _queue_name=queue
+    )
     return job is not None
 
 
@@ -32,7 +37,7 @@ async def enqueue_delivery(
         DELIVER,
         delivery_id,
         attempt_no,
-        _job_id=f"deliver:{delivery_id}:{attempt_no}",
+        _job_id=f"{queue}:deliver:{delivery_id}:{attempt_no}",
         _queue_name=queue,
         _defer_until=at,
     )
