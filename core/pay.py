@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.errors import StaleState
 from core.events import record_payment_event
 from core.payments import PREPAY_JOB
 from core.states import (
@@ -28,6 +27,7 @@ from core.states import (
     next_pay_status,
     next_trade_status,
 )
+from core.store.cas import compare_and_set
 from core.store.db import Database
 from core.store.tables import anomalies, outbox, pay_orders, trade_orders
 
@@ -62,17 +62,17 @@ async def _transition(
 ) -> Moved:
     """Compare-and-set one pay order (and its trade, and the event it owes)."""
     target = next_pay_status(PayStatus(pay.status), event)
-    result = await conn.execute(
-        pay_orders.update()
-        .where(
-            pay_orders.c.pay_no == pay.pay_no,
-            pay_orders.c.status == pay.status,
-            pay_orders.c.version == pay.version,
-        )
-        .values(status=target, version=pay.version + 1, updated_at=now, **values)
+    await compare_and_set(
+        conn,
+        pay_orders,
+        pay_orders.c.pay_no,
+        pay.pay_no,
+        status=pay.status,
+        version=pay.version,
+        to=target,
+        now=now,
+        **values,
     )
-    if result.rowcount != 1:
-        raise StaleState(pay.pay_no)
     trade_event = TRADE_EVENT_FOR_PAY.get(target)
     if trade_event is not None:
         trade = (
@@ -82,18 +82,16 @@ async def _transition(
                 )
             )
         ).one()
-        trade_target = next_trade_status(TradeStatus(trade.status), trade_event)
-        updated = await conn.execute(
-            trade_orders.update()
-            .where(
-                trade_orders.c.trade_no == pay.trade_no,
-                trade_orders.c.status == trade.status,
-                trade_orders.c.version == trade.version,
-            )
-            .values(status=trade_target, version=trade.version + 1, updated_at=now)
+        await compare_and_set(
+            conn,
+            trade_orders,
+            trade_orders.c.trade_no,
+            pay.trade_no,
+            status=trade.status,
+            version=trade.version,
+            to=next_trade_status(TradeStatus(trade.status), trade_event),
+            now=now,
         )
-        if updated.rowcount != 1:
-            raise StaleState(pay.trade_no)
     if target in PAY_TERMINAL:
         await _settle_outbox(conn, pay.pay_no, now)
     event_type = EVENT_FOR_STATUS.get(target)

@@ -190,7 +190,9 @@ class Stack:
     def auth(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}", **extra}
 
-    async def create_payment(self, **overrides: Any) -> httpx.Response:
+    @staticmethod
+    def payment_body(**overrides: Any) -> dict[str, Any]:
+        """A valid ``POST /v1/payments`` body with a fresh merchant order number."""
         body = {
             "amount": 100,
             "currency": "CNY",
@@ -200,6 +202,10 @@ class Stack:
             "description": "A cup of tea",
         }
         body.update(overrides)
+        return body
+
+    async def create_payment(self, **overrides: Any) -> httpx.Response:
+        body = self.payment_body(**overrides)
         return await self.http.post(
             f"{self.gateway_url}/v1/payments", json=body, headers=self.auth()
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,17 +26,7 @@ def _error(answer: Any) -> dict[str, Any]:
     return error
 
 
-def _body(**overrides: Any) -> dict[str, Any]:
-    body = {
-        "amount": 100,
-        "currency": "CNY",
-        "merchant_order_no": "order-" + uuid.uuid4().hex[:12],
-        "channel": "wechatpay",
-        "method": "native",
-        "description": "A cup of tea",
-    }
-    body.update(overrides)
-    return body
+_body = Stack.payment_body
 
 
 async def test_create_answers_pending_with_one_transaction_worth_of_rows(stack: Stack) -> None:
