@@ -76,7 +76,11 @@ async def authenticate(db: Database, api_key: str) -> MerchantAuth | None:
     return MerchantAuth(merchant_id=row.merchant_id, livemode=row.livemode)
 
 
-async def add_channel_account(
+def _account_context(account_id: str) -> str:
+    return f"channel_account:{account_id}"
+
+
+async def save_channel_account(
     db: Database,
     vault: Vault,
     *,
@@ -85,18 +89,29 @@ async def add_channel_account(
     channel: str,
     credentials: dict[str, str],
 ) -> None:
-    sealed = vault.encrypt_json(credentials, context=f"channel_account:{account_id}")
+    """Create the account, or replace its credentials (and enable it) if it exists."""
+    sealed = vault.encrypt_json(credentials, context=_account_context(account_id))
     async with db.begin() as conn:
-        await conn.execute(
-            channel_accounts.insert().values(
-                id=account_id,
-                merchant_id=merchant_id,
-                channel=channel,
-                credentials_enc=sealed,
-                enabled=True,
-                created_at=_now(),
+        updated = await conn.execute(
+            channel_accounts.update()
+            .where(
+                channel_accounts.c.id == account_id,
+                channel_accounts.c.merchant_id == merchant_id,
+                channel_accounts.c.channel == channel,
             )
+            .values(credentials_enc=sealed, enabled=True)
         )
+        if updated.rowcount == 0:
+            await conn.execute(
+                channel_accounts.insert().values(
+                    id=account_id,
+                    merchant_id=merchant_id,
+                    channel=channel,
+                    credentials_enc=sealed,
+                    enabled=True,
+                    created_at=_now(),
+                )
+            )
 
 
 async def load_channel_account(db: Database, vault: Vault, account_id: str) -> ChannelAccount:
@@ -108,7 +123,7 @@ async def load_channel_account(db: Database, vault: Vault, account_id: str) -> C
         ).first()
     if row is None:
         raise LookupError(f"no channel account {account_id!r}")
-    credentials = vault.decrypt_json(row.credentials_enc, context=f"channel_account:{account_id}")
+    credentials = vault.decrypt_json(row.credentials_enc, context=_account_context(account_id))
     return ChannelAccount(
         id=row.id, merchant_id=row.merchant_id, channel=row.channel, credentials=credentials
     )

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.merchants import add_channel_account, create_api_key, create_merchant
+from core.merchants import create_api_key, create_merchant
 from core.store.db import Database
-from core.store.tables import api_keys, channel_accounts, merchants
-from core.vault import Vault, hash_api_key
+from core.store.tables import api_keys, merchants
+from core.vault import hash_api_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,37 +115,4 @@ async def ensure_merchant(db: Database, merchant_id: str, name: str, api_key: st
     if not has_key:
         await create_api_key(
             db, merchant_id, livemode=api_key.startswith("sk_live_"), api_key=api_key
-        )
-
-
-async def upsert_channel_account(
-    db: Database,
-    vault: Vault,
-    *,
-    merchant_id: str,
-    account_id: str,
-    channel: str,
-    credentials: dict[str, str],
-) -> None:
-    async with db.read() as conn:
-        found = await conn.execute(
-            sa.select(channel_accounts.c.id).where(channel_accounts.c.id == account_id)
-        )
-        exists = found.first() is not None
-    if not exists:
-        await add_channel_account(
-            db,
-            vault,
-            merchant_id=merchant_id,
-            account_id=account_id,
-            channel=channel,
-            credentials=credentials,
-        )
-        return
-    sealed = vault.encrypt_json(credentials, context=f"channel_account:{account_id}")
-    async with db.begin() as conn:
-        await conn.execute(
-            channel_accounts.update()
-            .where(channel_accounts.c.id == account_id)
-            .values(credentials_enc=sealed, enabled=True)
         )

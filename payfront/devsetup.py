@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from core.merchants import load_channel_account
-from core.provision import WechatMerchantKeys, ensure_merchant, upsert_channel_account
+from core.merchants import load_channel_account, save_channel_account
+from core.provision import WechatMerchantKeys, ensure_merchant
 from core.store.db import Database
 from core.vault import Vault
 
@@ -52,7 +52,7 @@ async def provision_wechat_sandbox_account(
         platform_public_key_id=platform["platform_public_key_id"],
         base_url=sandbox_url,
     )
-    await upsert_channel_account(
+    await save_channel_account(
         db,
         vault,
         merchant_id=merchant_id,
