@@ -7,18 +7,29 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from core.states import PayStatus
 from core.store.db import Database
-from core.store.tables import outbox, webhook_deliveries
+from core.store.tables import outbox, pay_orders, webhook_deliveries
 
 
 @dataclass(frozen=True, slots=True)
 class OwedWork:
     outbox: list[tuple[str, str]]  # (kind, ref)
     deliveries: list[tuple[int, int]]  # (delivery id, attempt number due)
+    checks: list[str]  # pay_no of orders to ask the channel about
 
 
-async def owed_work(db: Database, *, grace: timedelta, limit: int = 1000) -> OwedWork:
-    """Outbox rows still pending after ``grace``, and webhook deliveries that are due."""
+async def owed_work(
+    db: Database,
+    *,
+    grace: timedelta,
+    check_after: timedelta,
+    check_every: timedelta,
+    limit: int = 1000,
+) -> OwedWork:
+    """Outbox rows still pending after ``grace``, webhook deliveries that are due, and orders
+    awaiting payment to ask the channel about: expired ones, and ones with no news for
+    ``check_after`` (a lost callback) not asked in the last ``check_every``."""
     now = datetime.now(UTC)
     async with db.read() as conn:
         rows = (
@@ -40,7 +51,29 @@ async def owed_work(db: Database, *, grace: timedelta, limit: int = 1000) -> Owe
                 .limit(limit)
             )
         ).all()
+        checks = (
+            await conn.execute(
+                sa.select(pay_orders.c.pay_no)
+                .where(
+                    pay_orders.c.status == PayStatus.AWAITING_PAYMENT,
+                    sa.or_(
+                        pay_orders.c.expires_at <= now,
+                        sa.and_(
+                            pay_orders.c.updated_at <= now - check_after,
+                            sa.or_(
+                                pay_orders.c.checked_at.is_(None),
+                                pay_orders.c.checked_at <= now - check_every,
+                            ),
+                        ),
+                    ),
+                )
+                .order_by(pay_orders.c.updated_at)
+                .limit(limit)
+            )
+        ).scalars()
+        checked = list(checks)
     return OwedWork(
         outbox=[(row.kind, row.ref) for row in rows],
         deliveries=[(row.id, row.attempts + 1) for row in due],
+        checks=checked,
     )

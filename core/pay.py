@@ -168,6 +168,19 @@ async def prepay_failed(db: Database, pay_no: str, code: str, message: str) -> M
     )
 
 
+async def close(db: Database, pay_no: str) -> Moved | None:
+    """The order is closed at the channel (expired, or closed there): close it here."""
+    return await _apply(db, pay_no, PayEvent.CLOSED)
+
+
+async def mark_checked(db: Database, pay_no: str) -> None:
+    """Record that the channel was asked about this order and had nothing new to say."""
+    async with db.begin() as conn:
+        await conn.execute(
+            pay_orders.update().where(pay_orders.c.pay_no == pay_no).values(checked_at=_now())
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentReport:
     """A channel's word that an order was paid (from a verified callback or a query)."""

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # Outbox rows older than this with no result are re-enqueued by the sweeper.
     sweep_interval_s: int = 5
     sweep_grace_s: float = 10.0
+    # Orders awaiting payment with no callback for this long are queried (a lost callback),
+    # then every check_every_s; expired ones are closed at the channel, then here.
+    check_after_s: float = 60.0
+    check_every_s: float = 300.0
     webhook_timeout_s: float = 10.0
     # Multiplies the webhook retry schedule (tests shrink it; production keeps 1).
     webhook_retry_scale: float = 1.0

@@ -7,14 +7,13 @@ identical parameters and the same out_trade_no, which the channel accepts as the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from arq import Retry
 from sqlalchemy.engine import Row
 
-from channels.base import Channel, CreateOrder, TradeState, TradeStatus
+from channels.base import Channel, CreateOrder, TradeState
 from channels.errors import (
     ChannelAlreadyPaid,
     ChannelError,
@@ -23,19 +22,12 @@ from channels.errors import (
     ChannelRetryable,
     ChannelUnknownOutcome,
 )
-from channels.registry import account_identity
 from channels.transport import send
 from core import pay as pay_core
-from core import wakeups
+from workers import settle
 from workers.context import WorkerContext
-from workers.queue import enqueue_notify
-from workers.reports import payment_report
 
 log = structlog.get_logger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def prepay(ctx: dict[str, Any], pay_no: str) -> str:
@@ -59,8 +51,8 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
             settled = await _settle_by_query(w, channel, pay)
             if settled is not None:
                 return settled
-        request = channel.build_create(_create_order(w, pay), now=_now())
-        result = channel.parse_create(await send(w.http, request), now=_now())
+        request = channel.build_create(_create_order(w, pay), now=settle.now())
+        result = channel.parse_create(await send(w.http, request), now=settle.now())
     except ChannelAlreadyPaid:
         return await _settle_by_query(w, channel, pay) or "already_paid"
     except ChannelFatal as exc:
@@ -73,7 +65,7 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
         raise Retry(defer=delay) from exc
     credential = {"type": f"{pay.channel}_{pay.method}", **result.credential}
     await pay_core.credential_ready(w.db, pay_no, credential, result.channel_trade_no)
-    await _announce(w, pay_no, None)
+    await settle.announce(w, pay_no, None)
     log.info("prepay.ready")
     return "awaiting_payment"
 
@@ -94,26 +86,11 @@ def _create_order(w: WorkerContext, pay: Row[Any]) -> CreateOrder:
 async def _settle_by_query(w: WorkerContext, channel: Channel, pay: Row[Any]) -> str | None:
     """Resolve an unknown earlier outcome; None means "create (again) with the same data"."""
     try:
-        status = channel.parse_query(
-            await send(w.http, channel.build_query(pay.pay_no, now=_now())), now=_now()
-        )
+        status = await settle.query(w, channel, pay.pay_no)
     except ChannelOrderNotFound:
         return None
-    return await _apply_status(w, pay, status)
-
-
-async def _apply_status(w: WorkerContext, pay: Row[Any], status: TradeStatus) -> str | None:
     if status.state is TradeState.PAID:
-        _, credentials = await w.channels.get(pay.channel_account_id)
-        report = payment_report(
-            pay.channel_account_id,
-            status,
-            source_id=f"query:{pay.pay_no}",
-            expected_ids=account_identity(pay.channel, credentials),
-        )
-        outcome, event_id = await pay_core.apply_payment(w.db, report)
-        await _announce(w, pay.pay_no, event_id)
-        return f"paid_at_channel:{outcome}"
+        return await settle.apply_paid(w, pay, status)
     if status.state in (TradeState.CLOSED, TradeState.FAILED):
         moved = await pay_core.prepay_failed(
             w.db,
@@ -121,21 +98,13 @@ async def _apply_status(w: WorkerContext, pay: Row[Any], status: TradeStatus) ->
             "CHANNEL_ORDER_" + status.channel_state,
             "the channel closed the order",
         )
-        await _announce(w, pay.pay_no, moved.event_id if moved else None)
+        await settle.announce(w, pay.pay_no, moved.event_id if moved else None)
         return "closed_at_channel"
     return None
-
-
-async def _announce(w: WorkerContext, pay_no: str, event_id: str | None) -> None:
-    """After a commit: wake long-polls on the token, and send the event's webhooks now
-    (the outbox row would get them sent by the sweeper anyway)."""
-    await wakeups.publish(w.redis, pay_no)
-    if event_id is not None:
-        await enqueue_notify(w.redis, w.settings.queue_name, event_id)
 
 
 async def _fail(w: WorkerContext, pay_no: str, exc: ChannelError) -> str:
     log.warning("prepay.failed", code=exc.code, message=exc.message)
     moved = await pay_core.prepay_failed(w.db, pay_no, exc.code, exc.message)
-    await _announce(w, pay_no, moved.event_id if moved else None)
+    await settle.announce(w, pay_no, moved.event_id if moved else None)
     return "prepay_failed"

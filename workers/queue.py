@@ -7,6 +7,7 @@ from datetime import datetime
 from arq.connections import ArqRedis
 
 PREPAY = "prepay"
+CHECK = "check_order"
 NOTIFY = "notify"
 DELIVER = "deliver"
 
@@ -40,6 +41,13 @@ async def enqueue_delivery(
         _job_id=f"{queue}:deliver:{delivery_id}:{attempt_no}",
         _queue_name=queue,
         _defer_until=at,
+    )
+    return job is not None
+
+
+async def enqueue_check(pool: ArqRedis, queue: str, pay_no: str) -> bool:
+    job = await pool.enqueue_job(
+        CHECK, pay_no, _job_id=f"{queue}:check:{pay_no}", _queue_name=queue
     )
     return job is not None
 

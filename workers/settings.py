@@ -10,6 +10,7 @@ from arq.connections import RedisSettings
 
 from core.logs import configure_logging
 from core.settings import Settings
+from workers.check import check_order
 from workers.context import WorkerContext
 from workers.notify import deliver, notify
 from workers.prepay import prepay
@@ -29,7 +30,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     interval = max(1, settings.sweep_interval_s)
     return {
-        "functions": [prepay, notify, deliver],
+        "functions": [prepay, check_order, notify, deliver],
         "cron_jobs": [
             cron(sweep, second=set(range(0, 60, interval)), run_at_startup=True, unique=True)
         ],

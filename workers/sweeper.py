@@ -9,7 +9,7 @@ import structlog
 
 from core.outbox import owed_work
 from workers.context import WorkerContext
-from workers.queue import enqueue_delivery, enqueue_owed
+from workers.queue import enqueue_check, enqueue_delivery, enqueue_owed
 
 log = structlog.get_logger(__name__)
 
@@ -18,15 +18,23 @@ async def sweep(ctx: dict[str, Any]) -> int:
     """arq cron job. Enqueueing is deduplicated by job id, so re-enqueueing live work is a
     no-op; jobs are idempotent, so re-running work that Redis lost mid-run is safe."""
     w: WorkerContext = ctx["payfront"]
-    owed = await owed_work(w.db, grace=timedelta(seconds=w.settings.sweep_grace_s))
+    owed = await owed_work(
+        w.db,
+        grace=timedelta(seconds=w.settings.sweep_grace_s),
+        check_after=timedelta(seconds=w.settings.check_after_s),
+        check_every=timedelta(seconds=w.settings.check_every_s),
+    )
     queue = w.settings.queue_name
     outbox = [await enqueue_owed(w.redis, queue, kind, ref) for kind, ref in owed.outbox]
     deliveries = [
         await enqueue_delivery(w.redis, queue, delivery_id, attempt_no)
         for delivery_id, attempt_no in owed.deliveries
     ]
+    checks = [await enqueue_check(w.redis, queue, pay_no) for pay_no in owed.checks]
     count = sum(outbox) + sum(deliveries)
     if count:
         # Work Redis had lost (or never got): worth knowing about.
         log.warning("sweep.re_enqueued", outbox=sum(outbox), deliveries=sum(deliveries))
-    return count
+    if any(checks):
+        log.info("sweep.checks", orders=sum(checks))
+    return count + sum(checks)

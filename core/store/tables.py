@@ -113,6 +113,8 @@ pay_orders = sa.Table(
     sa.Column("livemode", sa.Boolean(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("paid_at", UTCDateTime(), nullable=True),
+    # When the compensation job last asked the channel about this order.
+    sa.Column("checked_at", UTCDateTime(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
