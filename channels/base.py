@@ -32,7 +32,7 @@ class HttpResponse:
 
 @dataclass(frozen=True, slots=True)
 class CreateOrder:
-    """What payfront asks a channel to create for one pay order."""
+    """What payfront asks a channel to create for one pay order. Datetimes are aware."""
 
     out_trade_no: str
     amount_minor: int
@@ -93,8 +93,13 @@ class Channel(Protocol):
 
     name: str
 
-    def build_create(self, order: CreateOrder, *, now: datetime) -> HttpRequest:
-        """Build and sign the channel's create-order request."""
+    def build_create(self, order: CreateOrder, *, now: datetime) -> HttpRequest | PrepayResult:
+        """Build and sign the channel's create-order request.
+
+        A method that needs no server call (e.g. a signed redirect URL built locally) returns
+        the ``PrepayResult`` itself. The same order must give identical parameters every time,
+        so a repeated create is recognised by the channel as the same order.
+        """
         ...
 
     def parse_create(self, response: HttpResponse, *, now: datetime) -> PrepayResult:
@@ -104,15 +109,21 @@ class Channel(Protocol):
         """
         ...
 
-    def build_query(self, out_trade_no: str, *, now: datetime) -> HttpRequest:
-        """Build and sign a query of one order by payfront's order number."""
+    def build_query(
+        self, out_trade_no: str, *, channel_trade_no: str | None = None, now: datetime
+    ) -> HttpRequest:
+        """Build and sign a query of one order by payfront's order number (channels that only
+        know their own id use ``channel_trade_no``, and raise ``ChannelOrderNotFound`` without
+        it)."""
         ...
 
     def parse_query(self, response: HttpResponse, *, now: datetime) -> TradeStatus:
         """Verify and parse a query answer (``ChannelOrderNotFound`` if there is none)."""
         ...
 
-    def build_close(self, out_trade_no: str, *, now: datetime) -> HttpRequest:
+    def build_close(
+        self, out_trade_no: str, *, channel_trade_no: str | None = None, now: datetime
+    ) -> HttpRequest:
         """Build and sign a close of one unpaid order."""
         ...
 

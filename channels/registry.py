@@ -1,27 +1,52 @@
-"""Which adapter speaks for which channel name."""
+"""Which adapter speaks for which channel name, and what each channel can take."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from channels.base import Channel
 
-SUPPORTED_METHODS: Mapping[str, frozenset[str]] = {
-    "wechatpay": frozenset({"native"}),
+
+@dataclass(frozen=True, slots=True)
+class ChannelSpec:
+    """One channel: its methods, currencies, adapter, and the ids its messages must carry."""
+
+    methods: frozenset[str]
+    currencies: frozenset[str]
+    # "module:function" taking the decrypted credentials; imported on first use.
+    factory: str
+    # TradeStatus field name -> credentials key, for the cross-check of callbacks and queries.
+    identity: Mapping[str, str]
+
+
+CHANNELS: Mapping[str, ChannelSpec] = {
+    "wechatpay": ChannelSpec(
+        methods=frozenset({"native"}),
+        currencies=frozenset({"CNY"}),
+        factory="channels.wechatpay:from_credentials",
+        identity={"merchant_id": "mchid", "app_id": "appid"},
+    ),
 }
+
+
+def spec(channel: str) -> ChannelSpec:
+    try:
+        return CHANNELS[channel]
+    except KeyError:
+        raise ValueError(f"unknown channel {channel!r}") from None
 
 
 def build_channel(channel: str, credentials: Mapping[str, str]) -> Channel:
     """An adapter for one channel account, its keys parsed once here."""
-    if channel == "wechatpay":
-        from channels.wechatpay import WechatPay, WechatPayConfig
-
-        return WechatPay(WechatPayConfig.from_credentials(credentials))
-    raise ValueError(f"unknown channel {channel!r}")
+    module_name, _, attribute = spec(channel).factory.partition(":")
+    factory: Callable[[Mapping[str, str]], Channel] = getattr(
+        importlib.import_module(module_name), attribute
+    )
+    return factory(credentials)
 
 
 def account_identity(channel: str, credentials: Mapping[str, str]) -> dict[str, str]:
     """The ids a channel's messages must carry for this account (``TradeStatus`` field names)."""
-    if channel == "wechatpay":
-        return {"merchant_id": credentials["mchid"], "app_id": credentials["appid"]}
-    return {}
+    return {field: credentials[key] for field, key in spec(channel).identity.items()}

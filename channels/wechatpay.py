@@ -236,11 +236,15 @@ class WechatPay:
         )
         return self._signed("POST", "/v3/pay/transactions/native", wire.to_json(payload), now)
 
-    def build_query(self, out_trade_no: str, *, now: datetime) -> HttpRequest:
+    def build_query(
+        self, out_trade_no: str, *, channel_trade_no: str | None = None, now: datetime
+    ) -> HttpRequest:
         path = f"{_order_path(out_trade_no)}?mchid={quote(self.config.mchid, safe='')}"
         return self._signed("GET", path, b"", now)
 
-    def build_close(self, out_trade_no: str, *, now: datetime) -> HttpRequest:
+    def build_close(
+        self, out_trade_no: str, *, channel_trade_no: str | None = None, now: datetime
+    ) -> HttpRequest:
         body = wire.to_json(wire.CloseRequest(mchid=self.config.mchid))
         return self._signed("POST", f"{_order_path(out_trade_no)}/close", body, now)
 
@@ -357,3 +361,8 @@ class WechatPay:
 def _order_path(out_trade_no: str) -> str:
     # Percent-encode so the path we sign is the path the HTTP client sends.
     return f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no, safe='*')}"
+
+
+def from_credentials(credentials: Mapping[str, str]) -> WechatPay:
+    """The registry's factory: an adapter from an account's decrypted credentials."""
+    return WechatPay(WechatPayConfig.from_credentials(credentials))

@@ -11,6 +11,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from channels.registry import CHANNELS
 from core.errors import AuthenticationFailed, IdempotencyKeyInUse, InvalidRequest
 from core.merchants import MerchantAuth
 from core.payments import (
@@ -22,7 +23,7 @@ from core.payments import (
     request_fingerprint,
 )
 from core.states import PAY_WAITING
-from gateway.schemas import CHANNEL_CURRENCIES, PaymentCreate, parse_body
+from gateway.schemas import PaymentCreate, parse_body
 from gateway.state import GatewayState
 from workers.queue import enqueue_prepay
 
@@ -54,12 +55,7 @@ async def create(request: web.Request) -> web.Response:
     merchant = await merchant_of(request, state)
     body = await request.read()
     spec = parse_body(PaymentCreate, body)
-    if spec.currency not in CHANNEL_CURRENCIES[spec.channel]:
-        raise InvalidRequest(
-            f"{spec.channel} does not accept {spec.currency}",
-            code="currency_not_supported",
-            param="currency",
-        )
+    _check_channel_can_take(spec)
     new = NewPayment(
         amount_minor=spec.amount,
         currency=spec.currency,
@@ -86,6 +82,27 @@ async def create(request: web.Request) -> web.Response:
         return await _create(state, merchant, new, claim)
     finally:
         await state.redis.delete(lock)
+
+
+def _check_channel_can_take(spec: PaymentCreate) -> None:
+    """Refuse, before anything is written, what the named channel cannot do."""
+    channel = CHANNELS.get(spec.channel)
+    if channel is None:
+        known = ", ".join(sorted(CHANNELS))
+        raise InvalidRequest(
+            f"channel must be one of: {known}", code="channel_not_supported", param="channel"
+        )
+    if spec.method not in channel.methods:
+        known = ", ".join(sorted(channel.methods))
+        raise InvalidRequest(
+            f"{spec.channel} methods are: {known}", code="method_not_supported", param="method"
+        )
+    if spec.currency not in channel.currencies:
+        raise InvalidRequest(
+            f"{spec.channel} does not accept {spec.currency}",
+            code="currency_not_supported",
+            param="currency",
+        )
 
 
 async def _create(

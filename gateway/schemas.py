@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -11,9 +11,6 @@ from core.errors import InvalidRequest, MalformedBody
 from core.money import MAX_AMOUNT_MINOR
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# What each channel can take, checked before anything is written.
-CHANNEL_CURRENCIES = {"wechatpay": frozenset({"CNY"})}
 
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
@@ -27,8 +24,8 @@ class PaymentCreate(BaseModel):
     merchant_order_no: Annotated[
         str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
     ]
-    channel: Literal["wechatpay"]
-    method: Literal["native"]
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    method: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     description: Annotated[str, StringConstraints(min_length=1, max_length=127)]
     expires_in: int = Field(default=900, ge=60, le=7 * 86400, description="Seconds")
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)

@@ -41,7 +41,7 @@ async def _check(w: WorkerContext, pay_no: str) -> str:
         return "nothing_to_do"
     channel, _ = await w.channels.get(pay.channel_account_id)
     try:
-        status = await settle.query(w, channel, pay_no)
+        status = await settle.query(w, channel, pay)
     except ChannelOrderNotFound:
         status = None
     if status is not None and status.state is TradeState.PAID:
@@ -55,7 +55,12 @@ async def _check(w: WorkerContext, pay_no: str) -> str:
     if status is not None and not closed_there:
         try:
             channel.parse_close(
-                await send(w.http, channel.build_close(pay_no, now=settle.now())),
+                await send(
+                    w.http,
+                    channel.build_close(
+                        pay_no, channel_trade_no=pay.channel_trade_no, now=settle.now()
+                    ),
+                ),
                 now=settle.now(),
             )
         except ChannelAlreadyPaid:

@@ -13,7 +13,7 @@ import structlog
 from arq import Retry
 from sqlalchemy.engine import Row
 
-from channels.base import Channel, CreateOrder, TradeState
+from channels.base import Channel, CreateOrder, PrepayResult, TradeState
 from channels.errors import (
     ChannelAlreadyPaid,
     ChannelError,
@@ -52,7 +52,10 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
             if settled is not None:
                 return settled
         request = channel.build_create(_create_order(w, pay), now=settle.now())
-        result = channel.parse_create(await send(w.http, request), now=settle.now())
+        if isinstance(request, PrepayResult):
+            result = request  # nothing to send: e.g. a redirect URL signed locally
+        else:
+            result = channel.parse_create(await send(w.http, request), now=settle.now())
     except ChannelAlreadyPaid:
         return await _settle_by_query(w, channel, pay) or "already_paid"
     except ChannelFatal as exc:
@@ -86,7 +89,7 @@ def _create_order(w: WorkerContext, pay: Row[Any]) -> CreateOrder:
 async def _settle_by_query(w: WorkerContext, channel: Channel, pay: Row[Any]) -> str | None:
     """Resolve an unknown earlier outcome; None means "create (again) with the same data"."""
     try:
-        status = await settle.query(w, channel, pay.pay_no)
+        status = await settle.query(w, channel, pay)
     except ChannelOrderNotFound:
         return None
     if status.state is TradeState.PAID:

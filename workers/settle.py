@@ -22,11 +22,10 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def query(w: WorkerContext, channel: Channel, pay_no: str) -> TradeStatus:
+async def query(w: WorkerContext, channel: Channel, pay: Row[Any]) -> TradeStatus:
     """The channel's view of one order (raises ``ChannelOrderNotFound`` and other errors)."""
-    return channel.parse_query(
-        await send(w.http, channel.build_query(pay_no, now=now())), now=now()
-    )
+    request = channel.build_query(pay.pay_no, channel_trade_no=pay.channel_trade_no, now=now())
+    return channel.parse_query(await send(w.http, request), now=now())
 
 
 async def apply_paid(w: WorkerContext, pay: Row[Any], status: TradeStatus) -> str:
