@@ -43,10 +43,17 @@ def nothing_was_sent(exc: httpx.HTTPError) -> bool:
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
-async def send(client: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
+async def send(
+    client: httpx.AsyncClient, request: HttpRequest, *, traceparent: str | None = None
+) -> HttpResponse:
+    """Send a built request as it is (its body is what was signed); ``traceparent`` is added
+    as a header, which no channel signs."""
+    headers = dict(request.headers)
+    if traceparent is not None:
+        headers["traceparent"] = traceparent
     try:
         response = await client.request(
-            request.method, request.url, headers=dict(request.headers), content=request.body
+            request.method, request.url, headers=headers, content=request.body
         )
         body = response.content
     except httpx.HTTPError as exc:

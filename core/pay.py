@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core import context
 from core.events import record_payment_event
 from core.payments import PREPAY_JOB
 from core.states import (
@@ -223,6 +224,7 @@ async def apply_payment(db: Database, report: PaymentReport) -> tuple[ApplyOutco
         ).first()
         if pay is None:
             return ApplyOutcome.UNKNOWN_ORDER, None
+        context.bind_trace(pay.trace_id)
         problems = _mismatches(pay, report)
         if problems:
             await _record_anomaly(conn, pay.pay_no, "payment_mismatch", report, problems, now)

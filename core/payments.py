@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import ids
+from core import context, ids
 from core.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
 from core.merchants import MerchantAuth
 from core.states import PayStatus, TradeStatus
@@ -159,6 +159,7 @@ async def create_payment(
                 "livemode": merchant.livemode,
                 "expires_at": expires_at,
                 "paid_at": None,
+                "trace_id": context.current_trace_id(),
                 "created_at": now,
                 "updated_at": now,
             }

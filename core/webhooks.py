@@ -15,6 +15,7 @@ from core.store.db import Database
 from core.store.tables import (
     events,
     outbox,
+    pay_orders,
     webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,
@@ -111,6 +112,7 @@ class PendingDelivery:
     url: str
     secret: str
     payload: bytes
+    trace_id: str | None
 
 
 async def load_pending(db: Database, vault: Vault, delivery_id: int) -> PendingDelivery | None:
@@ -126,8 +128,10 @@ async def load_pending(db: Database, vault: Vault, delivery_id: int) -> PendingD
                     webhook_endpoints.c.id.label("endpoint_id"),
                     webhook_endpoints.c.url,
                     webhook_endpoints.c.secret_enc,
+                    pay_orders.c.trace_id,
                 )
                 .join(events, events.c.id == webhook_deliveries.c.event_id)
+                .outerjoin(pay_orders, pay_orders.c.pay_no == events.c.pay_no)
                 .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
                 .where(webhook_deliveries.c.id == delivery_id)
             )
@@ -143,6 +147,7 @@ async def load_pending(db: Database, vault: Vault, delivery_id: int) -> PendingD
         url=row.url,
         secret=secret.decode(),
         payload=orjson.dumps(row.payload),
+        trace_id=row.trace_id,
     )
 
 

@@ -8,7 +8,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from core import ids
+from core import context, ids
 from core.errors import BodyTooLarge, PayfrontError
 
 log = structlog.get_logger(__name__)
@@ -45,7 +45,8 @@ def error_response(
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Gives each request an id (in logs and the ``Request-Id`` header) and maps errors."""
     request_id = ids.new_request_id()
-    structlog.contextvars.clear_contextvars()
+    context.clear()
+    trace_id = context.bind_trace(context.parse_traceparent(request.headers.get("traceparent")))
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         response = await handler(request)
@@ -62,4 +63,5 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             500, "api_error", "internal_error", "an internal error occurred", request_id
         )
     response.headers["Request-Id"] = request_id
+    response.headers["Trace-Id"] = trace_id
     return response

@@ -12,7 +12,7 @@ import structlog
 
 from channels.base import TradeState
 from channels.errors import ChannelAlreadyPaid, ChannelError, ChannelOrderNotFound
-from channels.transport import send
+from core import context
 from core import pay as pay_core
 from core.states import PayStatus
 from workers import settle
@@ -39,6 +39,7 @@ async def _check(w: WorkerContext, pay_no: str) -> str:
     pay = await pay_core.load_pay_order(w.db, pay_no)
     if pay is None or pay.status != PayStatus.AWAITING_PAYMENT:
         return "nothing_to_do"
+    context.bind_trace(pay.trace_id)
     channel, _ = await w.channels.get(pay.channel_account_id)
     try:
         status = await settle.query(w, channel, pay)
@@ -55,8 +56,8 @@ async def _check(w: WorkerContext, pay_no: str) -> str:
     if status is not None and not closed_there:
         try:
             channel.parse_close(
-                await send(
-                    w.http,
+                await settle.call(
+                    w,
                     channel.build_close(
                         pay_no, channel_trade_no=pay.channel_trade_no, now=settle.now()
                     ),

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import structlog
 
-from core import webhooks
+from core import context, webhooks
 from workers.context import WorkerContext
 from workers.queue import enqueue_delivery
 
@@ -30,12 +30,14 @@ async def deliver(ctx: dict[str, Any], delivery_id: int, attempt_no: int) -> str
     delivery = await webhooks.load_pending(w.db, w.vault, delivery_id)
     if delivery is None or delivery.attempt_no != attempt_no:
         return "not_due"  # already delivered, or this attempt was already made
+    context.bind_trace(delivery.trace_id)
     structlog.contextvars.bind_contextvars(event_id=delivery.event_id, delivery_id=delivery_id)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "payfront-webhooks/1",
         "Payfront-Event-Id": delivery.event_id,
         "Payfront-Event-Type": delivery.event_type,
+        "traceparent": context.outbound_traceparent() or "",
         webhooks.SIGNATURE_HEADER: webhooks.sign(
             delivery.payload, delivery.secret, int(time.time())
         ),

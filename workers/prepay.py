@@ -22,7 +22,7 @@ from channels.errors import (
     ChannelRetryable,
     ChannelUnknownOutcome,
 )
-from channels.transport import send
+from core import context
 from core import pay as pay_core
 from workers import settle
 from workers.context import WorkerContext
@@ -45,6 +45,7 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
     start, pay = await pay_core.start_prepay(w.db, pay_no)
     if start is pay_core.PrepayStart.NOTHING_TO_DO or pay is None:
         return "nothing_to_do"
+    context.bind_trace(pay.trace_id)
     channel, _ = await w.channels.get(pay.channel_account_id)
     try:
         if start is pay_core.PrepayStart.RESUMED or job_try > 1:
@@ -55,7 +56,7 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
         if isinstance(request, PrepayResult):
             result = request  # nothing to send: e.g. a redirect URL signed locally
         else:
-            result = channel.parse_create(await send(w.http, request), now=settle.now())
+            result = channel.parse_create(await settle.call(w, request), now=settle.now())
     except ChannelAlreadyPaid:
         return await _settle_by_query(w, channel, pay) or "already_paid"
     except ChannelFatal as exc:

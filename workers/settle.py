@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
-from channels.base import Channel, TradeStatus
+from channels.base import Channel, HttpRequest, HttpResponse, TradeStatus
 from channels.registry import account_identity
 from channels.transport import send
+from core import context, wakeups
 from core import pay as pay_core
-from core import wakeups
 from workers.context import WorkerContext
 from workers.queue import enqueue_notify
 from workers.reports import payment_report
@@ -22,10 +22,15 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+async def call(w: WorkerContext, request: HttpRequest) -> HttpResponse:
+    """Send one channel request, carrying the payment's trace."""
+    return await send(w.http, request, traceparent=context.outbound_traceparent())
+
+
 async def query(w: WorkerContext, channel: Channel, pay: Row[Any]) -> TradeStatus:
     """The channel's view of one order (raises ``ChannelOrderNotFound`` and other errors)."""
     request = channel.build_query(pay.pay_no, channel_trade_no=pay.channel_trade_no, now=now())
-    return channel.parse_query(await send(w.http, request), now=now())
+    return channel.parse_query(await call(w, request), now=now())
 
 
 async def apply_paid(w: WorkerContext, pay: Row[Any], status: TradeStatus) -> str:

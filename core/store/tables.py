@@ -115,6 +115,8 @@ pay_orders = sa.Table(
     sa.Column("paid_at", UTCDateTime(), nullable=True),
     # When the compensation job last asked the channel about this order.
     sa.Column("checked_at", UTCDateTime(), nullable=True),
+    # The W3C trace id of the request that created it (core.context).
+    sa.Column("trace_id", sa.String(32), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -262,3 +262,71 @@ def test_the_readme_quickstart_example_runs_as_written(
         assert done.returncode == 0, done.stdout + done.stderr
         assert "code_url weixin://wxpay/bizpayurl?pr=" in done.stdout, run
         assert "webhook payment.succeeded verified" in done.stdout, run
+
+
+def _log_records(processes: Processes) -> list[tuple[str, dict[str, object]]]:
+    records = []
+    for path in sorted(processes.logs.glob("*.log")):
+        for line in path.read_text().splitlines():
+            if line.startswith("{"):
+                records.append((path.name, json.loads(line)))
+    return records
+
+
+def test_one_trace_id_in_every_log_line_of_a_payment_and_no_secret_in_any(
+    processes: Processes,
+) -> None:
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    created = httpx.post(
+        f"{processes.gateway_url}/v1/payments",
+        json={
+            "amount": 990,
+            "currency": "CNY",
+            "merchant_order_no": "e2e-trace",
+            "channel": "wechatpay",
+            "method": "native",
+            "description": "Pu-erh",
+        },
+        headers={
+            "Authorization": f"Bearer {processes.api_key}",
+            "traceparent": f"00-{trace}-b7ad6b7169203331-01",
+        },
+    )
+    assert created.status_code == 201, created.text
+    pay_no = created.json()["pay_no"]
+    token = httpx.get(
+        f"{processes.gateway_url}/v1/tokens/{created.json()['token']}", params={"wait": 10}
+    ).json()
+    assert token["status"] == "awaiting_payment"
+    httpx.post(
+        f"{processes.sandbox_url}/sandbox/wechatpay/orders/{pay_no}/pay",
+        json={"outcome": "success"},
+    ).raise_for_status()
+    assert processes.inbox.arrived.wait(15)
+    headers, _ = processes.inbox.received[0]
+    assert headers["traceparent"].split("-")[1] == trace
+    time.sleep(0.5)  # let the last log lines be written
+
+    records = _log_records(processes)
+    about_payment = [(name, r) for name, r in records if r.get("pay_no") == pay_no]
+    sources = {name.split("-")[0] for name, _ in about_payment}
+    assert {"gateway", "worker"} <= sources
+    events = {str(r["event"]) for _, r in about_payment}
+    assert {"prepay.ready", "callback.applied"} <= events
+    assert all(r.get("trace_id") == trace for _, r in about_payment), [
+        r for _, r in about_payment if r.get("trace_id") != trace
+    ]
+    webhook_lines = [r for _, r in records if r.get("event") == "webhook.attempt"]
+    assert webhook_lines and all(r.get("trace_id") == trace for r in webhook_lines)
+
+    keys = processes.account.keys
+    secrets = [
+        processes.api_key,
+        processes.webhook_secret,
+        keys.apiv3_key,
+        keys.private_key_pem.splitlines()[1],  # a line of the merchant's private key
+        processes.env["PAYFRONT_MASTER_KEY"],
+    ]
+    everything = "".join(path.read_text() for path in processes.logs.glob("*.log"))
+    for secret in secrets:
+        assert secret not in everything
