@@ -77,3 +77,33 @@ async def owed_work(
         deliveries=[(row.id, row.attempts + 1) for row in due],
         checks=checked,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    outbox_lag_s: float  # age of the oldest pending outbox row, 0 when none
+    pending_deliveries: int
+
+
+async def backlog(db: Database) -> Backlog:
+    """How far behind the owed work is (for metrics)."""
+    now = datetime.now(UTC)
+    async with db.read() as conn:
+        oldest = (
+            await conn.execute(
+                sa.select(sa.func.min(outbox.c.created_at)).where(outbox.c.status == "pending")
+            )
+        ).scalar()
+        pending = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(webhook_deliveries)
+                .where(webhook_deliveries.c.status == "pending")
+            )
+        ).scalar_one()
+    if isinstance(oldest, str):  # SQLite hands back aggregates of datetimes as text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    lag = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(outbox_lag_s=max(lag, 0.0), pending_deliveries=int(pending))

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(default=500, ge=1)
     worker_poll_delay_s: float = 0.05
     job_timeout_s: float = 60.0
+    # Prometheus endpoint of a worker (0: none; give each worker on a host its own port).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9108
     channel_timeout_s: float = 10.0
     channel_connect_timeout_s: float = 3.0
     channel_max_connections: int = 200

@@ -14,7 +14,7 @@ from core.settings import Settings
 from core.store.db import Database
 from core.vault import Vault
 from core.wakeups import WakeupHub
-from gateway import routes_callbacks, routes_health, routes_payments, routes_webhooks
+from gateway import metrics, routes_callbacks, routes_health, routes_payments, routes_webhooks
 from gateway.errors import request_context
 from gateway.routes_payments import STATE
 from gateway.state import AuthCache, GatewayState
@@ -22,11 +22,14 @@ from workers.directory import ChannelDirectory
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[metrics.measure, request_context], client_max_size=settings.max_body_bytes
+    )
     app.add_routes(routes_payments.routes)
     app.add_routes(routes_callbacks.routes)
     app.add_routes(routes_health.routes)
     app.add_routes(routes_webhooks.routes)
+    app.add_routes(metrics.routes)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)

@@ -285,6 +285,7 @@ def test_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
         "sweep_grace_s": 0.5,
         "webhook_retry_scale": 0.0005,
         "log_level": "WARNING",
+        "worker_metrics_port": 0,  # in-process workers share the test's registry
     }
     values.update(overrides)
     return Settings(**values)

@@ -55,14 +55,11 @@ async def _check(w: WorkerContext, pay_no: str) -> str:
         return "still_awaiting" if status is not None else "not_found_at_channel"
     if status is not None and not closed_there:
         try:
-            channel.parse_close(
-                await settle.call(
-                    w,
-                    channel.build_close(
-                        pay_no, channel_trade_no=pay.channel_trade_no, now=settle.now()
-                    ),
-                ),
-                now=settle.now(),
+            request = channel.build_close(
+                pay_no, channel_trade_no=pay.channel_trade_no, now=settle.now()
+            )
+            await settle.exchange(
+                w, pay, channel, "close", request, lambda r, at: channel.parse_close(r, now=at)
             )
         except ChannelAlreadyPaid:
             # Paid between our query and the close: the next check applies it.

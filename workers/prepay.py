@@ -56,7 +56,9 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
         if isinstance(request, PrepayResult):
             result = request  # nothing to send: e.g. a redirect URL signed locally
         else:
-            result = channel.parse_create(await settle.call(w, request), now=settle.now())
+            result = await settle.exchange(
+                w, pay, channel, "create", request, lambda r, at: channel.parse_create(r, now=at)
+            )
     except ChannelAlreadyPaid:
         return await _settle_by_query(w, channel, pay) or "already_paid"
     except ChannelFatal as exc:

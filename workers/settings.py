@@ -7,11 +7,13 @@ from typing import Any
 import orjson
 from arq import cron
 from arq.connections import RedisSettings
+from prometheus_client import start_http_server
 
 from core.logs import configure_logging
 from core.settings import Settings
 from workers.check import check_order
 from workers.context import WorkerContext
+from workers.instrument import instrumented
 from workers.notify import deliver, notify
 from workers.prepay import prepay
 from workers.sweeper import sweep
@@ -22,6 +24,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["payfront"] = WorkerContext.build(settings, ctx["redis"])
+        if settings.worker_metrics_port:
+            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         context: WorkerContext | None = ctx.get("payfront")
@@ -30,9 +34,15 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     interval = max(1, settings.sweep_interval_s)
     return {
-        "functions": [prepay, check_order, notify, deliver],
+        "functions": [instrumented(job) for job in (prepay, check_order, notify, deliver)],
         "cron_jobs": [
-            cron(sweep, second=set(range(0, 60, interval)), run_at_startup=True, unique=True)
+            cron(
+                instrumented(sweep),
+                name="sweep",
+                second=set(range(0, 60, interval)),
+                run_at_startup=True,
+                unique=True,
+            )
         ],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "queue_name": settings.queue_name,

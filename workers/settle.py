@@ -3,34 +3,77 @@ a payment it reports, and announcing a change after its commit."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Row
 
 from channels.base import Channel, HttpRequest, HttpResponse, TradeStatus
+from channels.errors import (
+    ChannelAlreadyPaid,
+    ChannelError,
+    ChannelOrderNotFound,
+    ChannelRetryable,
+    ChannelUnknownOutcome,
+)
 from channels.registry import account_identity
 from channels.transport import send
 from core import context, wakeups
 from core import pay as pay_core
+from core.metrics import CHANNEL_ERRORS, CHANNEL_LATENCY
 from workers.context import WorkerContext
 from workers.queue import enqueue_notify
 from workers.reports import payment_report
+
+T = TypeVar("T")
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def call(w: WorkerContext, request: HttpRequest) -> HttpResponse:
-    """Send one channel request, carrying the payment's trace."""
-    return await send(w.http, request, traceparent=context.outbound_traceparent())
+def _error_kind(exc: ChannelError) -> str:
+    for kind, cls in (
+        ("not_found", ChannelOrderNotFound),
+        ("already_paid", ChannelAlreadyPaid),
+        ("retryable", ChannelRetryable),
+        ("unknown_outcome", ChannelUnknownOutcome),
+    ):
+        if isinstance(exc, cls):
+            return kind
+    return "fatal"
+
+
+async def exchange(
+    w: WorkerContext,
+    pay: Row[Any],
+    channel: Channel,
+    operation: str,
+    request: HttpRequest,
+    parse: Callable[[HttpResponse, datetime], T],
+) -> T:
+    """Send one channel request (carrying the payment's trace) and parse the answer, with
+    its latency and failure class counted per channel account and operation."""
+    labels = (channel.name, pay.channel_account_id, operation)
+    started = time.perf_counter()
+    try:
+        response = await send(w.http, request, traceparent=context.outbound_traceparent())
+        return parse(response, now())
+    except ChannelError as exc:
+        CHANNEL_ERRORS.labels(*labels, _error_kind(exc)).inc()
+        raise
+    finally:
+        CHANNEL_LATENCY.labels(*labels).observe(time.perf_counter() - started)
 
 
 async def query(w: WorkerContext, channel: Channel, pay: Row[Any]) -> TradeStatus:
     """The channel's view of one order (raises ``ChannelOrderNotFound`` and other errors)."""
     request = channel.build_query(pay.pay_no, channel_trade_no=pay.channel_trade_no, now=now())
-    return channel.parse_query(await call(w, request), now=now())
+    return await exchange(
+        w, pay, channel, "query", request, lambda r, at: channel.parse_query(r, now=at)
+    )
 
 
 async def apply_paid(w: WorkerContext, pay: Row[Any], status: TradeStatus) -> str:

@@ -7,11 +7,19 @@ from typing import Any
 
 import structlog
 
-from core.outbox import owed_work
+from core.metrics import OUTBOX_LAG, QUEUE_DEPTH, WEBHOOK_BACKLOG
+from core.outbox import backlog, owed_work
 from workers.context import WorkerContext
 from workers.queue import enqueue_check, enqueue_delivery, enqueue_owed
 
 log = structlog.get_logger(__name__)
+
+
+async def _observe_backlog(w: WorkerContext) -> None:
+    lag = await backlog(w.db)
+    OUTBOX_LAG.set(lag.outbox_lag_s)
+    WEBHOOK_BACKLOG.set(lag.pending_deliveries)
+    QUEUE_DEPTH.labels(w.settings.queue_name).set(await w.redis.zcard(w.settings.queue_name))
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
@@ -35,6 +43,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
     if count:
         # Work Redis had lost (or never got): worth knowing about.
         log.warning("sweep.re_enqueued", outbox=sum(outbox), deliveries=sum(deliveries))
+    await _observe_backlog(w)
     if any(checks):
         log.info("sweep.checks", orders=sum(checks))
     return count + sum(checks)

@@ -143,6 +143,7 @@ def processes(tmp_path: Path, redis_url: str) -> Iterator[Processes]:
         "PAYFRONT_SWEEP_INTERVAL_S": "1",
         "PAYFRONT_SWEEP_GRACE_S": "1",
         "PAYFRONT_LOG_FORMAT": "json",
+        "PAYFRONT_WORKER_METRICS_PORT": str(free_port()),
     }
     inbox = Inbox()
     server = _serve_inbox(inbox, inbox_port)
@@ -205,6 +206,11 @@ def test_sdk_pays_through_real_processes_and_gets_a_signed_webhook(processes: Pr
         assert event.payment is not None
         assert event.payment.pay_no == payment.pay_no and event.payment.amount == 2500
         assert client.get_payment(payment.pay_no).status == "paid"
+    worker_metrics = httpx.get(
+        f"http://127.0.0.1:{processes.env['PAYFRONT_WORKER_METRICS_PORT']}/metrics"
+    ).text
+    assert 'payfront_jobs_total{function="prepay",outcome="ok"} 1.0' in worker_metrics
+    assert 'payfront_jobs_total{function="deliver",outcome="ok"} 1.0' in worker_metrics
 
 
 def test_a_worker_killed_mid_job_is_replaced_and_the_payment_completes(
