@@ -19,7 +19,7 @@ from core import context
 from core.events import record_payment_event
 from core.payments import PREPAY_JOB
 from core.states import (
-    PAY_TERMINAL,
+    PAY_WAITING,
     TRADE_EVENT_FOR_PAY,
     IllegalTransition,
     PayEvent,
@@ -93,7 +93,8 @@ async def _transition(
             to=next_trade_status(TradeStatus(trade.status), trade_event),
             now=now,
         )
-    if target in PAY_TERMINAL:
+    if target not in PAY_WAITING:
+        # The prepay job's work is done (credential stored, or the order settled otherwise).
         await _settle_outbox(conn, pay.pay_no, now)
     event_type = EVENT_FOR_STATUS.get(target)
     event_id = None

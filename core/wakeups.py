@@ -29,6 +29,7 @@ class WakeupHub:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self.connected = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="wakeup-hub")
@@ -47,6 +48,7 @@ class WakeupHub:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 async with pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    self.connected = True
                     self._ready.set()
                     self._wake_all()  # we may have missed messages while reconnecting
                     async for message in pubsub.listen():
@@ -55,8 +57,10 @@ class WakeupHub:
                             self._wake(data.decode())
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("wake-up subscription lost; reconnecting", exc_info=True)
+            except Exception:  # keep listening through Redis outages
+                self.connected = False
+                self._wake_all()  # waiters fall back to re-reading the database
+                log.warning("wake-up subscription lost; reconnecting")
                 await asyncio.sleep(1)
 
     def _wake(self, pay_no: str) -> None:

@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable
 import orjson
 import structlog
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from core import context, ids
-from core.errors import BodyTooLarge, PayfrontError
+from core.errors import BodyTooLarge, PayfrontError, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,6 +54,14 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     except PayfrontError as exc:
         return error_response(exc.status, exc.type, exc.code, exc.message, request_id, exc.param)
+    except (DBAPIError, OSError, SQLAlchemyTimeoutError) as exc:
+        # The database (or the network to it) is down: say so at once; the one transaction
+        # of the request either committed or left nothing behind.
+        log.error("request.store_unavailable", error=type(exc).__name__)
+        unavailable = ServiceUnavailable("the payment store is unavailable; retry shortly")
+        return error_response(
+            unavailable.status, unavailable.type, unavailable.code, unavailable.message, request_id
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from channels.base import HttpResponse, TradeState
 from channels.errors import CallbackRejected
@@ -58,9 +59,14 @@ async def callback(request: web.Request) -> web.Response:
     if outcome is ApplyOutcome.UNKNOWN_ORDER:
         return _render(channel.ack_failure("unknown out_trade_no"))
     if outcome is ApplyOutcome.APPLIED:
-        await wakeups.publish(state.redis, trade.out_trade_no)
-        if event_id is not None:
-            await enqueue_notify(state.redis, state.settings.queue_name, event_id)
+        try:
+            await wakeups.publish(state.redis, trade.out_trade_no)
+            if event_id is not None:
+                await enqueue_notify(state.redis, state.settings.queue_name, event_id)
+        except RedisError:
+            # Committed already: the outbox row gets the webhook sent once Redis is back,
+            # and long-polls fall back to re-reading.
+            log.warning("callback.announce_failed")
     # Applied, duplicate, or recorded as an anomaly: acknowledged all the same, since the
     # channel re-sending the same data would change nothing.
     return _render(channel.ack_success())

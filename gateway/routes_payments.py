@@ -10,6 +10,7 @@ import time
 import orjson
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from channels.registry import CHANNELS
 from core.errors import AuthenticationFailed, IdempotencyKeyInUse, InvalidRequest
@@ -31,6 +32,7 @@ log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 STATE = web.AppKey("payfront", GatewayState)
 IDEMPOTENCY_LOCK_MS = 60_000
+FALLBACK_POLL_S = 1.0
 
 
 def _json(status: int, body: bytes, **headers: str) -> web.Response:
@@ -73,7 +75,14 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", param="Idempotency-Key")
     claim = IdempotencyClaim(key=key, request_hash=request_fingerprint(body))
     lock = "payfront:idem:" + hashlib.sha256(f"{merchant.merchant_id}\0{key}".encode()).hexdigest()
-    if not await state.redis.set(lock, b"1", nx=True, px=IDEMPOTENCY_LOCK_MS):
+    try:
+        locked = await state.redis.set(lock, b"1", nx=True, px=IDEMPOTENCY_LOCK_MS)
+    except RedisError:
+        # Without Redis, the idempotency record's primary key still lets only one request
+        # create; a concurrent duplicate then gets the replay instead of a 409.
+        log.warning("idempotency.lock_unavailable")
+        return await _create(state, merchant, new, claim)
+    if not locked:
         raise IdempotencyKeyInUse(
             "a request with this Idempotency-Key is still being processed",
             param="Idempotency-Key",
@@ -81,7 +90,8 @@ async def create(request: web.Request) -> web.Response:
     try:
         return await _create(state, merchant, new, claim)
     finally:
-        await state.redis.delete(lock)
+        with contextlib.suppress(RedisError):
+            await state.redis.delete(lock)
 
 
 def _check_channel_can_take(spec: PaymentCreate) -> None:
@@ -114,8 +124,10 @@ async def _create(
     structlog.contextvars.bind_contextvars(pay_no=created.pay_no)
     try:
         await enqueue_prepay(state.redis, state.settings.queue_name, created.pay_no)
-    except Exception:  # the order is recorded; the sweeper enqueues it from the outbox
-        log.warning("prepay.enqueue_failed", exc_info=True)
+    except RedisError:
+        # The order and its outbox row are committed: a worker's sweeper enqueues the job
+        # once Redis is back. The merchant gets its token now either way.
+        log.warning("prepay.enqueue_failed")
     return _json(created.status, created.body)
 
 
@@ -148,8 +160,12 @@ async def token(request: web.Request) -> web.Response:
             status, view = await get_token(state.db, token_value)
             if status not in PAY_WAITING:
                 break
+            # Without the Redis subscription, re-read every second instead of waiting blind.
+            timeout = deadline - time.monotonic()
+            if not state.hub.connected:
+                timeout = min(timeout, FALLBACK_POLL_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), deadline - time.monotonic())
+                await asyncio.wait_for(woken.wait(), timeout)
         status, view = await get_token(state.db, token_value)
     return _json(
         200, orjson.dumps(view), **{"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}

@@ -31,8 +31,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_private_redis() -> tuple[str, subprocess.Popen[bytes]]:
-    """Start ``redis-server`` on a free loopback port with no persistence; return its URL."""
+def start_private_redis(port: int | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start ``redis-server`` on a free (or the given) loopback port with no persistence;
+    return its URL and process."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RedisMissing(
@@ -40,7 +41,7 @@ def start_private_redis() -> tuple[str, subprocess.Popen[bytes]]:
             "(Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`) "
             "or point PAYFRONT_REDIS_URL at one that runs."
         )
-    port = _free_port()
+    port = port or _free_port()
     workdir = tempfile.mkdtemp(prefix="payfront-redis-")
     process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
         [

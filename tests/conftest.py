@@ -272,7 +272,7 @@ class Stack:
                 await asyncio.sleep(0.02)
 
 
-def test_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
+def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "redis_url": redis_url,
@@ -311,7 +311,7 @@ async def stack(
     gateway_port, sandbox_port, inbox_port = free_port(), free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    settings = test_settings(
+    settings = make_settings(
         database_url, redis_url, public_base_url=gateway_url, **stack_overrides
     )
     runners = []

@@ -60,7 +60,15 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
             self.read_engine = _sqlite_engine(url, immediate=False, pool_size=4)
         else:
-            self.write_engine = create_async_engine(url, pool_size=20, max_overflow=10)
+            # A database that does not answer must fail a request in seconds, not hang it.
+            self.write_engine = create_async_engine(
+                url,
+                pool_size=20,
+                max_overflow=10,
+                pool_timeout=5,
+                pool_pre_ping=True,
+                connect_args={"timeout": 3, "command_timeout": 10},
+            )
             self.read_engine = self.write_engine
 
     @contextlib.asynccontextmanager
