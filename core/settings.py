@@ -14,7 +14,10 @@ class Settings(BaseSettings):
     # State of record and queues.
     database_url: str = "sqlite+aiosqlite:///./.payfront/payfront.db"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The core link (prepay, order checks) and merchant notifications: separate queues with
+    # separate worker pools, so a webhook flood never delays a payment.
     queue_name: str = "payfront:core"
+    notify_queue_name: str = "payfront:notify"
     # base64 of 32 random bytes; encrypts channel credentials and webhook secrets at rest.
     master_key: str = ""
 
@@ -29,6 +32,7 @@ class Settings(BaseSettings):
 
     # Worker.
     worker_max_jobs: int = Field(default=500, ge=1)
+    notify_max_jobs: int = Field(default=200, ge=1)
     worker_poll_delay_s: float = 0.05
     job_timeout_s: float = 60.0
     # Prometheus endpoint of a worker (0: none; give each worker on a host its own port).

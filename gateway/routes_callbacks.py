@@ -14,7 +14,7 @@ from channels.registry import account_identity
 from core import wakeups
 from core.pay import ApplyOutcome, apply_payment
 from gateway.routes_payments import STATE
-from workers.queue import enqueue_notify
+from workers.queue import Queues, enqueue_notify
 from workers.reports import payment_report
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,7 @@ async def callback(request: web.Request) -> web.Response:
         try:
             await wakeups.publish(state.redis, trade.out_trade_no)
             if event_id is not None:
-                await enqueue_notify(state.redis, state.settings.queue_name, event_id)
+                await enqueue_notify(state.redis, Queues.of(state.settings), event_id)
         except RedisError:
             # Committed already: the outbox row gets the webhook sent once Redis is back,
             # and long-polls fall back to re-reading.

@@ -26,7 +26,7 @@ from core.payments import (
 from core.states import PAY_WAITING
 from gateway.schemas import PaymentCreate, parse_body
 from gateway.state import GatewayState
-from workers.queue import enqueue_prepay
+from workers.queue import Queues, enqueue_prepay
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -123,7 +123,7 @@ async def _create(
         return _json(created.status, created.body, **{"Idempotent-Replayed": "true"})
     structlog.contextvars.bind_contextvars(pay_no=created.pay_no)
     try:
-        await enqueue_prepay(state.redis, state.settings.queue_name, created.pay_no)
+        await enqueue_prepay(state.redis, Queues.of(state.settings), created.pay_no)
     except RedisError:
         # The order and its outbox row are committed: a worker's sweeper enqueues the job
         # once Redis is back. The merchant gets its token now either way.

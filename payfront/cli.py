@@ -70,12 +70,12 @@ def cmd_gateway(settings: Settings) -> None:
     run_gateway(settings)
 
 
-def cmd_worker(settings: Settings) -> None:
-    from workers.settings import run_worker
+def cmd_worker(settings: Settings, pool: str = "all") -> None:
+    from workers.settings import POOLS, run_worker
 
     _require_master_key(settings)
     _require_redis(settings)
-    run_worker(settings)
+    run_worker(settings, POOLS if pool == "all" else (pool,))
 
 
 def cmd_sandbox(settings: Settings) -> None:
@@ -218,7 +218,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text)
+        command = sub.add_parser(name, help=help_text)
+        if name == "worker":
+            command.add_argument(
+                "--pool",
+                choices=("all", "core", "notify"),
+                default="all",
+                help="core: prepay, order checks, sweeper; notify: merchant webhooks; "
+                "all (default): both, each with its own job slots",
+            )
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -226,7 +234,11 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is optional off Linux/macOS
         pass
-    COMMANDS[args.command][0](Settings())
+    settings = Settings()
+    if args.command == "worker":
+        cmd_worker(settings, args.pool)
+    else:
+        COMMANDS[args.command][0](settings)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from aiohttp import web
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from arq.worker import Worker
 from multidict import CIMultiDict
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -36,7 +35,7 @@ from mock_channels.app import SandboxConfig
 from mock_channels.app import create_app as create_sandbox
 from payfront.devsetup import SandboxAccount, provision_wechat_sandbox_account
 from payfront.localredis import answers, start_private_redis
-from workers.settings import worker_settings
+from workers.settings import WorkerPools
 
 TEST_REDIS_URL = os.environ.get("PAYFRONT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 TEST_POSTGRES_URL = os.environ.get(
@@ -154,8 +153,11 @@ class WebhookInbox:
     received: list[tuple[CIMultiDict[str], bytes]] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    delay_s: float = 0.0  # a slow merchant endpoint
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.received.append((CIMultiDict(request.headers), await request.read()))
         self.arrived.set()
         status = self.answers.pop(0) if self.answers else 200
@@ -184,8 +186,7 @@ class Stack:
     inbox: WebhookInbox
     webhook_secret: str
     sandbox_state_dir: Path = Path()
-    worker: Worker | None = None
-    worker_task: asyncio.Task[Any] | None = None
+    worker: WorkerPools | None = None
 
     def auth(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}", **extra}
@@ -241,27 +242,13 @@ class Stack:
 
     async def start_worker(self) -> None:
         assert self.worker is None
-        self.worker = Worker(**{**worker_settings(self.settings), "handle_signals": False})
-        self.worker_task = asyncio.create_task(self.worker.async_run())
+        self.worker = WorkerPools(self.settings)
+        await self.worker.start()
 
     async def stop_worker(self) -> None:
-        """Stop taking jobs, let running ones finish, then stop polling and close.
-
-        (Cancelling arq mid-job, as its signal handler does, can cut a Redis pipeline in half;
-        the kill of a worker process is tested with real processes in tests/e2e.)
-        """
-        if self.worker is None:
-            return
-        assert self.worker_task is not None
-        self.worker.allow_pick_jobs = False
-        async with asyncio.timeout(15):
-            while any(not task.done() for task in self.worker.tasks.values()):
-                await asyncio.sleep(0.01)
-        self.worker_task.cancel()
-        await asyncio.gather(self.worker_task, return_exceptions=True)
-        self.worker.tasks.clear()
-        await self.worker.close()
-        self.worker, self.worker_task = None, None
+        if self.worker is not None:
+            await self.worker.stop(grace_s=15)
+            self.worker = None
 
     async def wait_status(self, pay_no: str, status: str, timeout: float = 10) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
@@ -276,7 +263,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
     values: dict[str, Any] = {
         "database_url": database_url,
         "redis_url": redis_url,
-        "queue_name": f"payfront:test:{uuid.uuid4().hex[:8]}",
+        "queue_name": f"payfront:test:{uuid.uuid4().hex[:8]}:core",
+        "notify_queue_name": f"payfront:test:{uuid.uuid4().hex[:8]}:notify",
         "master_key": new_master_key(),
         "worker_poll_delay_s": 0.01,
         "prepay_retry_base_s": 0.05,

@@ -12,6 +12,7 @@ from core.settings import Settings
 from core.store.db import Database
 from core.vault import Vault
 from workers.directory import ChannelDirectory
+from workers.queue import Queues
 
 
 @dataclass
@@ -39,6 +40,10 @@ class WorkerContext:
             ),
             channels=ChannelDirectory(db, vault),
         )
+
+    @property
+    def queues(self) -> Queues:
+        return Queues.of(self.settings)
 
     def notify_url(self, channel: str, account_id: str) -> str:
         return f"{self.settings.public_base_url.rstrip('/')}/callbacks/{channel}/{account_id}"

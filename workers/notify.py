@@ -20,7 +20,7 @@ async def notify(ctx: dict[str, Any], event_id: str) -> int:
     w: WorkerContext = ctx["payfront"]
     delivery_ids = await webhooks.fan_out(w.db, event_id)
     for delivery_id in delivery_ids:
-        await enqueue_delivery(w.redis, w.settings.queue_name, delivery_id, 1)
+        await enqueue_delivery(w.redis, w.queues, delivery_id, 1)
     return len(delivery_ids)
 
 
@@ -69,8 +69,6 @@ async def deliver(ctx: dict[str, Any], delivery_id: int, attempt_no: int) -> str
     log.info("webhook.attempt", status_code=status_code, error=error, attempt=attempt_no)
     structlog.contextvars.unbind_contextvars("event_id", "delivery_id")
     if next_at is not None:
-        await enqueue_delivery(
-            w.redis, w.settings.queue_name, delivery_id, attempt_no + 1, at=next_at
-        )
+        await enqueue_delivery(w.redis, w.queues, delivery_id, attempt_no + 1, at=next_at)
         return "retry_scheduled"
     return "delivered" if error is None else "given_up"

@@ -1,12 +1,16 @@
-"""arq worker settings for payfront's queue."""
+"""arq worker pools: the core link (prepay, order checks, the sweeper) and notifications,
+each on its own queue with its own job slots, run together or as separate processes."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from typing import Any
 
 import orjson
 from arq import cron
 from arq.connections import RedisSettings
+from arq.worker import Worker
 from prometheus_client import start_http_server
 
 from core.logs import configure_logging
@@ -18,39 +22,24 @@ from workers.notify import deliver, notify
 from workers.prepay import prepay
 from workers.sweeper import sweep
 
+POOLS = ("core", "notify")
 
-def worker_settings(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for ``arq.Worker`` built from payfront's settings."""
+
+def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
+    """Keyword arguments for one ``arq.Worker`` of ``pool`` ("core" or "notify")."""
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["payfront"] = WorkerContext.build(settings, ctx["redis"])
-        if settings.worker_metrics_port:
-            start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         context: WorkerContext | None = ctx.get("payfront")
         if context is not None:
             await context.close()
 
-    interval = max(1, settings.sweep_interval_s)
-    return {
-        "functions": [instrumented(job) for job in (prepay, check_order, notify, deliver)],
-        "cron_jobs": [
-            cron(
-                instrumented(sweep),
-                name="sweep",
-                second=set(range(0, 60, interval)),
-                run_at_startup=True,
-                unique=True,
-            )
-        ],
+    common: dict[str, Any] = {
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
-        "queue_name": settings.queue_name,
-        "max_jobs": settings.worker_max_jobs,
         "poll_delay": settings.worker_poll_delay_s,
         "job_timeout": settings.job_timeout_s,
-        # Our jobs decide when to give up; arq's own limit only backs that up.
-        "max_tries": settings.prepay_max_tries + 1,
         # No results kept: the database is the record, and a finished job's id must be
         # free for the sweeper to enqueue again.
         "keep_result": 0,
@@ -58,12 +47,95 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_deserializer": orjson.loads,
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
-        "handle_signals": True,
+        "handle_signals": False,
     }
+    if pool == "core":
+        interval = max(1, settings.sweep_interval_s)
+        return common | {
+            "functions": [instrumented(prepay), instrumented(check_order)],
+            "cron_jobs": [
+                cron(
+                    instrumented(sweep),
+                    name="sweep",
+                    second=set(range(0, 60, interval)),
+                    run_at_startup=True,
+                    unique=True,
+                )
+            ],
+            "queue_name": settings.queue_name,
+            "max_jobs": settings.worker_max_jobs,
+            # Our jobs decide when to give up; arq's own limit only backs that up.
+            "max_tries": settings.prepay_max_tries + 1,
+        }
+    if pool == "notify":
+        return common | {
+            "functions": [instrumented(notify), instrumented(deliver)],
+            "queue_name": settings.notify_queue_name,
+            "max_jobs": settings.notify_max_jobs,
+            "max_tries": 3,
+        }
+    raise ValueError(f"unknown worker pool {pool!r}; pools are {', '.join(POOLS)}")
 
 
-def run_worker(settings: Settings) -> None:
-    from arq.worker import Worker
+class WorkerPools:
+    """Several arq workers in one event loop, started and stopped together."""
 
+    def __init__(self, settings: Settings, pools: tuple[str, ...] = POOLS) -> None:
+        self._settings = settings
+        self._pools = pools
+        self.workers: list[Worker] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for pool in self._pools:
+            worker = Worker(**worker_settings(self._settings, pool))
+            self.workers.append(worker)
+            self._tasks.append(asyncio.create_task(worker.async_run(), name=f"arq-{pool}"))
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking jobs, give running ones ``grace_s`` to finish, then close.
+
+        (arq's own shutdown cancels running jobs at once; a cancelled job re-runs from its
+        start later, which is safe but slower.)
+        """
+        for worker in self.workers:
+            worker.allow_pick_jobs = False
+        running = [task for worker in self.workers for task in worker.tasks.values()]
+        if running:
+            await asyncio.wait(running, timeout=grace_s)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for worker in self.workers:
+            for task in worker.tasks.values():
+                task.cancel()
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            worker.tasks.clear()
+            await worker.close()
+        self.workers, self._tasks = [], []
+
+    async def wait(self) -> None:
+        """Until a worker stops by itself (which it only does when something broke)."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def _serve(settings: Settings, pools: tuple[str, ...]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    workers = WorkerPools(settings, pools)
+    await workers.start()
+    stopped = asyncio.create_task(stop.wait())
+    crashed = asyncio.create_task(workers.wait())
+    await asyncio.wait([stopped, crashed], return_when=asyncio.FIRST_COMPLETED)
+    await workers.stop(grace_s=settings.job_timeout_s)
+    for task in (stopped, crashed):
+        task.cancel()
+
+
+def run_worker(settings: Settings, pools: tuple[str, ...] = POOLS) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-    Worker(**worker_settings(settings)).run()
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+    asyncio.run(_serve(settings, pools))

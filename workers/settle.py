@@ -95,4 +95,4 @@ async def announce(w: WorkerContext, pay_no: str, event_id: str | None) -> None:
     (the outbox row would get them sent by the sweeper anyway)."""
     await wakeups.publish(w.redis, pay_no)
     if event_id is not None:
-        await enqueue_notify(w.redis, w.settings.queue_name, event_id)
+        await enqueue_notify(w.redis, w.queues, event_id)

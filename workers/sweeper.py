@@ -19,7 +19,8 @@ async def _observe_backlog(w: WorkerContext) -> None:
     lag = await backlog(w.db)
     OUTBOX_LAG.set(lag.outbox_lag_s)
     WEBHOOK_BACKLOG.set(lag.pending_deliveries)
-    QUEUE_DEPTH.labels(w.settings.queue_name).set(await w.redis.zcard(w.settings.queue_name))
+    for queue in (w.queues.core, w.queues.notify):
+        QUEUE_DEPTH.labels(queue).set(await w.redis.zcard(queue))
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
@@ -32,7 +33,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
         check_after=timedelta(seconds=w.settings.check_after_s),
         check_every=timedelta(seconds=w.settings.check_every_s),
     )
-    queue = w.settings.queue_name
+    queue = w.queues
     outbox = [await enqueue_owed(w.redis, queue, kind, ref) for kind, ref in owed.outbox]
     deliveries = [
         await enqueue_delivery(w.redis, queue, delivery_id, attempt_no)
