@@ -1,0 +1,52 @@
+"""The Stripe emulator: mounts its API routes (``/v1``) and its sandbox admin API
+(``/sandbox/stripe``) on the sandbox app and ties its state to the app's lifetime.
+
+Unlike stripe-mock (Stripe's own mock, stateless and without webhooks), it keeps state:
+PaymentIntents move through Stripe's life cycle, idempotency keys replay first answers, and
+events are signed and delivered to each account's webhook URL with Stripe's retries.
+
+Emulated: PaymentIntents create / retrieve / confirm / cancel, charges (retrieve), refunds
+(create), events (retrieve), API-key auth, Stripe's idempotency rules, form-encoded bracket
+parameters, Stripe-shaped errors, signed webhooks with secret rotation. Not emulated: Connect,
+customers and saved payment methods, 3-D Secure (``requires_action``), manual capture, list and
+search endpoints, updates of an intent, webhook endpoint objects, and test-mode's shorter retry
+schedule (live mode's three days are played, time-scaled).
+
+Accounts persist in ``state_dir/stripe``; objects, events and keys are kept in memory.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from mock_channels.callbacks import HTTP_SESSION
+from mock_channels.config import SandboxConfig
+from mock_channels.stripe_admin import build_admin_app
+from mock_channels.stripe_api import build_v1_app
+from mock_channels.stripe_sandbox import STRIPE_SANDBOX, StripeSandbox
+
+V1_PREFIX = "/v1"
+ADMIN_PREFIX = "/sandbox/stripe"
+
+
+def setup_stripe(app: web.Application, config: SandboxConfig, rng: random.Random) -> None:
+    """Add the Stripe emulator to ``app`` (whose ``HTTP_SESSION`` must be set up first)."""
+    sandbox = StripeSandbox(config, rng)
+    app[STRIPE_SANDBOX] = sandbox
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        await sandbox.start(app[HTTP_SESSION])
+        yield
+        await sandbox.stop()
+
+    async def release_hung_answers(app: web.Application) -> None:
+        # on_shutdown runs before the server waits for open handlers to finish.
+        sandbox.release_hung_answers()
+
+    app.cleanup_ctx.append(lifetime)
+    app.on_shutdown.append(release_hung_answers)
+    app.add_subapp(V1_PREFIX, build_v1_app())
+    app.add_subapp(ADMIN_PREFIX, build_admin_app())
