@@ -28,6 +28,21 @@ CHANNELS: Mapping[str, ChannelSpec] = {
         factory="channels.wechatpay:from_credentials",
         identity={"merchant_id": "mchid", "app_id": "appid"},
     ),
+    "alipay": ChannelSpec(
+        methods=frozenset({"qr", "page", "wap"}),
+        currencies=frozenset({"CNY"}),
+        factory="channels.alipay:from_credentials",
+        identity={"app_id": "app_id"},
+    ),
+    "stripe": ChannelSpec(
+        methods=frozenset({"payment_intent"}),
+        # payfront's currencies (core.money; channels do not import core), all Stripe ones.
+        currencies=frozenset(
+            {"USD", "EUR", "GBP", "HKD", "SGD", "AUD", "CAD", "JPY", "KRW", "CNY"}
+        ),
+        factory="channels.stripe:from_credentials",
+        identity={},
+    ),
 }
 
 

@@ -12,8 +12,10 @@ from typing import Protocol
 
 from aiohttp import web
 
+from mock_channels.alipay import setup_alipay
 from mock_channels.callbacks import http_session_ctx
 from mock_channels.config import SandboxConfig
+from mock_channels.stripe_emulator import setup_stripe
 from mock_channels.wechatpay import setup_wechatpay
 
 __all__ = ["SandboxConfig", "SandboxSettings", "create_app", "run_sandbox"]
@@ -31,6 +33,8 @@ def create_app(config: SandboxConfig) -> web.Application:
     # Registered first so it is torn down last, after the emulators stopped their callbacks.
     app.cleanup_ctx.append(http_session_ctx)
     setup_wechatpay(app, config, rng)
+    setup_stripe(app, config, rng)
+    setup_alipay(app, config, rng)
     return app
 
 
