@@ -134,7 +134,8 @@ class Channel(Protocol):
     def parse_callback(
         self, headers: Mapping[str, str], body: bytes, *, now: datetime
     ) -> ChannelEvent:
-        """Verify (and decrypt) a callback; raise ``CallbackRejected`` if it is not genuine."""
+        """Verify (and decrypt) a callback; raise ``CallbackRejected`` if it is not genuine, and
+        ``CallbackIgnored`` for a genuine one that carries nothing for payfront."""
         ...
 
     def ack_success(self) -> HttpResponse:

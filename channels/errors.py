@@ -40,6 +40,16 @@ class ChannelAlreadyPaid(ChannelFatal):
     """The channel refused because the order is already paid: query it and apply the payment."""
 
 
+class CallbackIgnored(Exception):
+    """A genuine (verified) callback that carries nothing for payfront, e.g. an event type it
+    does not handle: acknowledge it, so the channel does not retry it for days."""
+
+    def __init__(self, event_id: str, event_type: str) -> None:
+        super().__init__(f"{event_type} ({event_id})")
+        self.event_id = event_id
+        self.event_type = event_type
+
+
 class CallbackRejected(Exception):
     """An incoming callback failed verification (signature, timestamp, decryption, shape).
 

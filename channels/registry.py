@@ -17,7 +17,8 @@ class ChannelSpec:
     currencies: frozenset[str]
     # "module:function" taking the decrypted credentials; imported on first use.
     factory: str
-    # TradeStatus field name -> credentials key, for the cross-check of callbacks and queries.
+    # TradeStatus field name -> credentials key, for the cross-check of callbacks and queries
+    # (a key the account's credentials do not have is not checked).
     identity: Mapping[str, str]
 
 
@@ -64,4 +65,8 @@ def build_channel(channel: str, credentials: Mapping[str, str]) -> Channel:
 
 def account_identity(channel: str, credentials: Mapping[str, str]) -> dict[str, str]:
     """The ids a channel's messages must carry for this account (``TradeStatus`` field names)."""
-    return {field: credentials[key] for field, key in spec(channel).identity.items()}
+    return {
+        field: credentials[key]
+        for field, key in spec(channel).identity.items()
+        if credentials.get(key)
+    }

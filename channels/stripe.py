@@ -36,6 +36,7 @@ from channels.base import (
     TradeStatus,
 )
 from channels.errors import (
+    CallbackIgnored,
     CallbackRejected,
     ChannelAlreadyPaid,
     ChannelFatal,
@@ -314,7 +315,8 @@ class Stripe:
         if event.livemode != self.config.livemode:
             raise CallbackRejected("livemode_mismatch", "event and key are of different modes")
         if event.type not in HANDLED_EVENT_TYPES:
-            raise CallbackRejected("unsupported_event", f"event type {event.type!r}")
+            # Signed by Stripe, so genuine: acknowledged and left alone.
+            raise CallbackIgnored(event.id, event.type)
         trade = self._event_trade(event)
         if trade is None:
             raise CallbackRejected("malformed", f"{event.type} object is not understood")

@@ -9,7 +9,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from channels.base import HttpResponse, TradeState
-from channels.errors import CallbackRejected
+from channels.errors import CallbackIgnored, CallbackRejected
 from channels.registry import account_identity
 from core import wakeups
 from core.pay import ApplyOutcome, apply_payment
@@ -39,6 +39,9 @@ async def callback(request: web.Request) -> web.Response:
     body = await request.read()
     try:
         event = channel.parse_callback(request.headers, body, now=datetime.now(UTC))
+    except CallbackIgnored as ignored:
+        log.info("callback.ignored", channel_event=ignored.event_id, type=ignored.event_type)
+        return _render(channel.ack_success())
     except CallbackRejected as exc:
         # Nothing changes; the channel is told to try again (a genuine one will verify).
         log.warning("callback.rejected", reason=exc.reason, detail=exc.message)
