@@ -240,6 +240,11 @@ class Stack:
         )
         answer.raise_for_status()
 
+    async def forget_redis_state(self) -> None:
+        """Delete every Redis key of this stack (queued jobs, in-progress marks): what a
+        FLUSHDB does to it, without touching other test runs sharing the database."""
+        await forget_keys(self.redis, self.settings)
+
     async def start_worker(self) -> None:
         assert self.worker is None
         self.worker = WorkerPools(self.settings)
@@ -259,12 +264,21 @@ class Stack:
                 await asyncio.sleep(0.02)
 
 
+async def forget_keys(redis: ArqRedis, settings: Settings) -> None:
+    """Delete one test's Redis keys (all carry its queue prefix), and no one else's."""
+    prefix = settings.queue_name.removesuffix(":core")
+    async for key in redis.scan_iter(match=f"*{prefix}*", count=1000):
+        await redis.delete(key)
+
+
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
+    """Settings for one test; every Redis key it makes contains its queue prefix."""
+    prefix = f"payfront:test:{uuid.uuid4().hex[:12]}"
     values: dict[str, Any] = {
         "database_url": database_url,
         "redis_url": redis_url,
-        "queue_name": f"payfront:test:{uuid.uuid4().hex[:8]}:core",
-        "notify_queue_name": f"payfront:test:{uuid.uuid4().hex[:8]}:notify",
+        "queue_name": f"{prefix}:core",
+        "notify_queue_name": f"{prefix}:notify",
         "master_key": new_master_key(),
         "worker_poll_delay_s": 0.01,
         "prepay_retry_base_s": 0.05,
@@ -356,7 +370,7 @@ async def stack(
         for runner in reversed(runners):
             await runner.cleanup()
         await http.aclose()
-        await redis.flushdb()
+        await forget_keys(redis, settings)
         await redis.aclose()
         await db.dispose()
         gc.collect()  # surface unclosed resources in the test that left them

@@ -56,7 +56,8 @@ def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
             "cron_jobs": [
                 cron(
                     instrumented(sweep),
-                    name="sweep",
+                    # cron job ids are global to the Redis database, like all arq job ids.
+                    name=f"{settings.queue_name}:sweep",
                     second=set(range(0, 60, interval)),
                     run_at_startup=True,
                     unique=True,

@@ -81,14 +81,14 @@ async def test_a_refusal_fails_the_payment_and_tells_the_merchant(stack: Stack) 
 async def test_flushing_redis_mid_flow_loses_and_duplicates_nothing(stack: Stack) -> None:
     await stack.stop_worker()
     payments = [(await stack.create_payment(amount=100 + i)).json() for i in range(6)]
-    await stack.redis.flushdb()  # every queued prepay job is gone
+    await stack.forget_redis_state()  # as FLUSHDB: every queued prepay job is gone
     await stack.start_worker()
     for payment in payments:
         token = await stack.token(payment["token"], wait=15)
         assert token["status"] == "awaiting_payment", token
     for payment in payments:
         assert (await stack.shopper_pays(payment["pay_no"])).status_code == 200
-    await stack.redis.flushdb()  # notification jobs queued by the callbacks are gone
+    await stack.forget_redis_state()  # notification jobs queued by the callbacks are gone
     for payment in payments:
         await stack.wait_status(payment["pay_no"], "paid")
     await stack.inbox.wait_for(len(payments), timeout=20)
