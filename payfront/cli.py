@@ -18,7 +18,7 @@ from core.vault import new_master_key
 BANNER = """
 payfront is running (Ctrl-C stops everything)
   gateway  http://{gw}        merchant API, callbacks, tokens
-  sandbox  http://{sb}        WeChat Pay v3 emulator (+ /sandbox/... shopper controls)
+  sandbox  http://{sb}        WeChat Pay v3, Alipay and Stripe emulators (+ /sandbox/...)
   worker   arq queue {queue!r} on {redis}
   database {db}
 
@@ -185,17 +185,32 @@ async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
     from core.store.db import Database
     from core.vault import Vault
     from payfront.devsetup import DEV_ACCOUNT_ID, DEV_MERCHANT_ID, provision_wechat_sandbox_account
+    from payfront.devsetup_alipay import provision_alipay_sandbox_account
+    from payfront.devsetup_stripe import provision_stripe_sandbox_account
 
     db = Database(settings.database_url)
+    vault = Vault(settings.master_key)
     try:
+        # One account per channel, each registered at the sandbox (idempotent on restart).
         await provision_wechat_sandbox_account(
             db,
-            Vault(settings.master_key),
+            vault,
             sandbox_url=sandbox_url,
             merchant_id=DEV_MERCHANT_ID,
             merchant_name="Local dev shop",
             api_key=settings.dev_api_key,
             account_id=DEV_ACCOUNT_ID,
+        )
+        await provision_alipay_sandbox_account(
+            db, vault, sandbox_url=sandbox_url, merchant_id=DEV_MERCHANT_ID, account_id="alipay_dev"
+        )
+        await provision_stripe_sandbox_account(
+            db,
+            vault,
+            sandbox_url=sandbox_url,
+            merchant_id=DEV_MERCHANT_ID,
+            account_id="stripe_dev",
+            webhook_url=f"{settings.public_base_url.rstrip('/')}/callbacks/stripe/stripe_dev",
         )
     finally:
         await db.dispose()
@@ -204,7 +219,7 @@ async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
 COMMANDS = {
     "gateway": (cmd_gateway, "run the HTTP gateway (merchant API, callbacks, tokens)"),
     "worker": (cmd_worker, "run an arq worker (channel calls, webhooks, sweeper)"),
-    "sandbox": (cmd_sandbox, "run the channel sandbox (WeChat Pay v3 emulator)"),
+    "sandbox": (cmd_sandbox, "run the channel sandbox (WeChat Pay, Alipay, Stripe emulators)"),
     "dev": (cmd_dev, "run sandbox, gateway and worker on the embedded defaults"),
     "migrate": (cmd_migrate, "bring the database to the latest schema"),
 }
