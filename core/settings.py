@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Where channels reach our callback endpoints (what goes into notify_url).
     public_base_url: str = "http://127.0.0.1:8080"
     max_body_bytes: int = 64 * 1024
+    # Requests per second per merchant across all gateways (0: no limit).
+    rate_limit_per_s: int = 500
     token_max_wait_s: float = 30.0
     auth_cache_ttl_s: float = 30.0
 

@@ -53,7 +53,12 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
     except PayfrontError as exc:
-        return error_response(exc.status, exc.type, exc.code, exc.message, request_id, exc.param)
+        response = error_response(
+            exc.status, exc.type, exc.code, exc.message, request_id, exc.param
+        )
+        if exc.status == 429:
+            response.headers["Retry-After"] = "1"
+        return response
     except (DBAPIError, OSError, SQLAlchemyTimeoutError) as exc:
         # The database (or the network to it) is down: say so at once; the one transaction
         # of the request either committed or left nothing behind.

@@ -24,6 +24,7 @@ from core.payments import (
     request_fingerprint,
 )
 from core.states import PAY_WAITING
+from gateway.ratelimit import check_rate
 from gateway.schemas import PaymentCreate, parse_body
 from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_prepay
@@ -48,6 +49,7 @@ async def merchant_of(request: web.Request, state: GatewayState) -> MerchantAuth
     if merchant is None:
         raise AuthenticationFailed("invalid API key")
     structlog.contextvars.bind_contextvars(merchant_id=merchant.merchant_id)
+    await check_rate(state.redis, merchant.merchant_id, state.settings.rate_limit_per_s)
     return merchant
 
 
