@@ -7,10 +7,15 @@ and the rest (merchant notifications), so a flood of webhooks never delays a pay
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms, to_unix_ms
 
 from core.settings import Settings
 
@@ -35,13 +40,34 @@ class Queues:
 # restart with each database, so every id carries the queue name.
 
 
+# arq's enqueue_job takes three round trips (WATCH, EXISTS, MULTI/EXEC); this script does
+# the same check-and-write atomically in one, writing the job exactly as arq does.
+_ENQUEUE = """
+if redis.call('exists', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
+redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
+
 async def _enqueue(
     pool: ArqRedis, queue: str, function: str, *args: object, key: str, at: datetime | None = None
 ) -> bool:
-    job = await pool.enqueue_job(
-        function, *args, _job_id=f"{queue}:{key}", _queue_name=queue, _defer_until=at
-    )
-    return job is not None
+    job_id = f"{queue}:{key}"
+    enqueued_ms = timestamp_ms()
+    score = to_unix_ms(at) if at is not None else enqueued_ms
+    payload = serialize_job(function, args, {}, None, enqueued_ms, serializer=pool.job_serializer)
+    keys_and_args: list[Any] = [
+        job_key_prefix + job_id,
+        result_key_prefix + job_id,
+        queue,
+        score - enqueued_ms + pool.expires_extra_ms,
+        payload,
+        score,
+        job_id,
+    ]
+    written = await cast("Awaitable[int]", pool.eval(_ENQUEUE, 3, *keys_and_args))
+    return bool(written)
 
 
 async def enqueue_prepay(pool: ArqRedis, queues: Queues, pay_no: str) -> bool:

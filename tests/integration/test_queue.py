@@ -1,0 +1,73 @@
+"""payfront's one-round-trip enqueue writes jobs exactly as arq's enqueue_job does."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from arq.jobs import Job, JobStatus
+
+from workers.queue import Queues, enqueue_delivery, enqueue_prepay
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
+    redis = await create_pool(
+        RedisSettings.from_dsn(redis_url),
+        job_serializer=orjson.dumps,
+        job_deserializer=orjson.loads,
+    )
+    yield redis
+    await redis.aclose()
+
+
+@pytest.fixture
+def queues() -> Queues:
+    prefix = f"payfront:test:{uuid.uuid4().hex[:12]}"
+    return Queues(core=f"{prefix}:core", notify=f"{prefix}:notify")
+
+
+async def test_a_job_reads_back_as_arq_wrote_it(pool: ArqRedis, queues: Queues) -> None:
+    assert await enqueue_prepay(pool, queues, "pay123")
+    job_id = f"{queues.core}:prepay:pay123"
+    job = Job(job_id, pool, _queue_name=queues.core, _deserializer=orjson.loads)
+    info = await job.info()
+    assert info is not None
+    assert (info.function, info.args, info.kwargs, info.job_try) == (
+        "prepay",
+        ("pay123",),
+        {},
+        None,
+    )
+    assert await job.status() is JobStatus.queued
+    # Same expiry rule as arq: a day past the due time.
+    ttl_ms = await pool.pttl(f"arq:job:{job_id}")
+    assert 86_400_000 - 5_000 < ttl_ms <= 86_400_000
+    await pool.delete(f"arq:job:{job_id}", queues.core)
+
+
+async def test_queued_work_is_not_enqueued_twice(pool: ArqRedis, queues: Queues) -> None:
+    assert await enqueue_prepay(pool, queues, "pay456")
+    assert not await enqueue_prepay(pool, queues, "pay456")
+    assert await pool.zcard(queues.core) == 1
+    await pool.delete(f"arq:job:{queues.core}:prepay:pay456", queues.core)
+    # Once the job is gone (done, or lost with Redis), it can be enqueued again.
+    assert await enqueue_prepay(pool, queues, "pay456")
+    await pool.delete(f"arq:job:{queues.core}:prepay:pay456", queues.core)
+
+
+async def test_a_deferred_job_is_scored_at_its_due_time(pool: ArqRedis, queues: Queues) -> None:
+    due = datetime.now(UTC) + timedelta(minutes=5)
+    assert await enqueue_delivery(pool, queues, 7, 2, at=due)
+    job_id = f"{queues.notify}:deliver:7:2"
+    score = await pool.zscore(queues.notify, job_id)
+    assert score is not None and abs(score / 1000 - due.timestamp()) < 0.01
+    assert await pool.zcard(queues.core) == 0
+    ttl_ms = await pool.pttl(f"arq:job:{job_id}")
+    assert ttl_ms > 86_400_000 + 4 * 60_000  # expiry counts from the due time
+    await pool.delete(f"arq:job:{job_id}", queues.notify)
