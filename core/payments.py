@@ -81,6 +81,12 @@ async def _replay(
     return CreatedPayment(row.response_status, body, True, orjson.loads(body).get("pay_no", ""))
 
 
+async def find_channel_account(db: Database, merchant_id: str, channel: str) -> str:
+    """The merchant's first enabled account of ``channel`` (the gateway caches the answer)."""
+    async with db.read() as conn:
+        return await _channel_account_for(conn, merchant_id, channel)
+
+
 async def _channel_account_for(conn: AsyncConnection, merchant_id: str, channel: str) -> str:
     account_id = (
         await conn.execute(
@@ -109,6 +115,7 @@ async def create_payment(
     new: NewPayment,
     *,
     claim: IdempotencyClaim | None,
+    channel_account_id: str | None = None,
     now: datetime | None = None,
 ) -> CreatedPayment:
     """Write trade order, pay order, outbox row (and the idempotency record) atomically.
@@ -125,7 +132,9 @@ async def create_payment(
                 replay = await _replay(conn, merchant.merchant_id, claim)
                 if replay is not None:
                     return replay
-            account_id = await _channel_account_for(conn, merchant.merchant_id, new.channel)
+            account_id = channel_account_id or await _channel_account_for(
+                conn, merchant.merchant_id, new.channel
+            )
             trade = {
                 "trade_no": trade_no,
                 "merchant_id": merchant.merchant_id,
@@ -163,24 +172,26 @@ async def create_payment(
                 "created_at": now,
                 "updated_at": now,
             }
-            await conn.execute(trade_orders.insert().values(**trade))
-            await conn.execute(pay_orders.insert().values(**pay))
+            # insert() with parameters compiles once per process; .values(**row) would
+            # build and compile a new statement for every payment.
+            await conn.execute(trade_orders.insert(), trade)
+            await conn.execute(pay_orders.insert(), pay)
             await conn.execute(
-                outbox.insert().values(
-                    kind=PREPAY_JOB, ref=pay_no, status="pending", created_at=now
-                )
+                outbox.insert(),
+                {"kind": PREPAY_JOB, "ref": pay_no, "status": "pending", "created_at": now},
             )
             body = orjson.dumps(payment_object(_AsRow(pay), _AsRow(trade)))
             if claim is not None:
                 await conn.execute(
-                    idempotency_keys.insert().values(
-                        merchant_id=merchant.merchant_id,
-                        key=claim.key,
-                        request_hash=claim.request_hash,
-                        response_status=201,
-                        response_body=body.decode(),
-                        created_at=now,
-                    )
+                    idempotency_keys.insert(),
+                    {
+                        "merchant_id": merchant.merchant_id,
+                        "key": claim.key,
+                        "request_hash": claim.request_hash,
+                        "response_status": 201,
+                        "response_body": body.decode(),
+                        "created_at": now,
+                    },
                 )
     except IntegrityError as exc:
         if claim is not None:

@@ -17,7 +17,7 @@ from core.wakeups import WakeupHub
 from gateway import metrics, routes_callbacks, routes_health, routes_payments, routes_webhooks
 from gateway.errors import request_context
 from gateway.routes_payments import STATE
-from gateway.state import AuthCache, GatewayState
+from gateway.state import AccountCache, AuthCache, GatewayState
 from workers.directory import ChannelDirectory
 
 
@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
             hub=hub,
             channels=ChannelDirectory(db, vault),
             auth=AuthCache(ttl_s=settings.auth_cache_ttl_s),
+            accounts=AccountCache(ttl_s=settings.auth_cache_ttl_s),
         )
         yield
         await hub.stop()

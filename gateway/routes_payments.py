@@ -120,7 +120,10 @@ def _check_channel_can_take(spec: PaymentCreate) -> None:
 async def _create(
     state: GatewayState, merchant: MerchantAuth, new: NewPayment, claim: IdempotencyClaim | None
 ) -> web.Response:
-    created = await create_payment(state.db, merchant, new, claim=claim)
+    account_id = await state.accounts.lookup(state.db, merchant.merchant_id, new.channel)
+    created = await create_payment(
+        state.db, merchant, new, claim=claim, channel_account_id=account_id
+    )
     if created.replayed:
         return _json(created.status, created.body, **{"Idempotent-Replayed": "true"})
     structlog.contextvars.bind_contextvars(pay_no=created.pay_no)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis
 
 from core.merchants import MerchantAuth, authenticate
+from core.payments import find_channel_account
 from core.settings import Settings
 from core.store.db import Database
 from core.vault import Vault, hash_api_key
@@ -36,6 +37,26 @@ class AuthCache:
 
 
 @dataclass
+class AccountCache:
+    """(merchant, channel) → channel account id, for a short time: one SELECT saved on the
+    token path. A newly disabled account may still be chosen for ``ttl_s`` seconds."""
+
+    ttl_s: float
+    entries: dict[tuple[str, str], tuple[float, str]] = field(default_factory=dict)
+
+    async def lookup(self, db: Database, merchant_id: str, channel: str) -> str:
+        now = time.monotonic()
+        hit = self.entries.get((merchant_id, channel))
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        account_id = await find_channel_account(db, merchant_id, channel)
+        if len(self.entries) > 10_000:
+            self.entries.clear()
+        self.entries[(merchant_id, channel)] = (now, account_id)
+        return account_id
+
+
+@dataclass
 class GatewayState:
     settings: Settings
     db: Database
@@ -44,3 +65,4 @@ class GatewayState:
     hub: WakeupHub
     channels: ChannelDirectory
     auth: AuthCache
+    accounts: AccountCache
