@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import context, ids
 from core.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
@@ -60,15 +59,13 @@ def request_fingerprint(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-async def _replay(
-    conn: AsyncConnection, merchant_id: str, claim: IdempotencyClaim
+def _replay(
+    conn: sa.Connection, merchant_id: str, claim: IdempotencyClaim
 ) -> CreatedPayment | None:
-    row = (
-        await conn.execute(
-            sa.select(idempotency_keys).where(
-                idempotency_keys.c.merchant_id == merchant_id,
-                idempotency_keys.c.key == claim.key,
-            )
+    row = conn.execute(
+        sa.select(idempotency_keys).where(
+            idempotency_keys.c.merchant_id == merchant_id,
+            idempotency_keys.c.key == claim.key,
         )
     ).first()
     if row is None:
@@ -84,21 +81,19 @@ async def _replay(
 async def find_channel_account(db: Database, merchant_id: str, channel: str) -> str:
     """The merchant's first enabled account of ``channel`` (the gateway caches the answer)."""
     async with db.read() as conn:
-        return await _channel_account_for(conn, merchant_id, channel)
+        return await conn.run_sync(_channel_account_for, merchant_id, channel)
 
 
-async def _channel_account_for(conn: AsyncConnection, merchant_id: str, channel: str) -> str:
-    account_id = (
-        await conn.execute(
-            sa.select(channel_accounts.c.id)
-            .where(
-                channel_accounts.c.merchant_id == merchant_id,
-                channel_accounts.c.channel == channel,
-                channel_accounts.c.enabled.is_(True),
-            )
-            .order_by(channel_accounts.c.created_at)
-            .limit(1)
+def _channel_account_for(conn: sa.Connection, merchant_id: str, channel: str) -> str:
+    account_id = conn.execute(
+        sa.select(channel_accounts.c.id)
+        .where(
+            channel_accounts.c.merchant_id == merchant_id,
+            channel_accounts.c.channel == channel,
+            channel_accounts.c.enabled.is_(True),
         )
+        .order_by(channel_accounts.c.created_at)
+        .limit(1)
     ).scalar()
     if account_id is None:
         raise InvalidRequest(
@@ -124,83 +119,99 @@ async def create_payment(
     outbox row makes the sweeper enqueue it.
     """
     now = now or datetime.now(UTC)
-    pay_no, trade_no, token = ids.new_pay_no(), ids.new_trade_no(), ids.new_token()
-    expires_at = now + timedelta(seconds=new.expires_in_s)
     try:
-        async with db.begin() as conn:
-            if claim is not None:
-                replay = await _replay(conn, merchant.merchant_id, claim)
-                if replay is not None:
-                    return replay
-            account_id = channel_account_id or await _channel_account_for(
-                conn, merchant.merchant_id, new.channel
-            )
-            trade = {
-                "trade_no": trade_no,
-                "merchant_id": merchant.merchant_id,
-                "merchant_order_no": new.merchant_order_no,
-                "amount_minor": new.amount_minor,
-                "currency": new.currency,
-                "description": new.description,
-                "metadata": new.metadata,
-                "status": TradeStatus.OPEN,
-                "version": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            pay = {
-                "pay_no": pay_no,
-                "trade_no": trade_no,
-                "merchant_id": merchant.merchant_id,
-                "channel_account_id": account_id,
-                "channel": new.channel,
-                "method": new.method,
-                "amount_minor": new.amount_minor,
-                "currency": new.currency,
-                "description": new.description,
-                "token": token,
-                "status": PayStatus.PENDING,
-                "version": 0,
-                "credential": None,
-                "failure_code": None,
-                "failure_message": None,
-                "channel_trade_no": None,
-                "livemode": merchant.livemode,
-                "expires_at": expires_at,
-                "paid_at": None,
-                "trace_id": context.current_trace_id(),
-                "created_at": now,
-                "updated_at": now,
-            }
-            # insert() with parameters compiles once per process; .values(**row) would
-            # build and compile a new statement for every payment.
-            await conn.execute(trade_orders.insert(), trade)
-            await conn.execute(pay_orders.insert(), pay)
-            await conn.execute(
-                outbox.insert(),
-                {"kind": PREPAY_JOB, "ref": pay_no, "status": "pending", "created_at": now},
-            )
-            body = orjson.dumps(payment_object(_AsRow(pay), _AsRow(trade)))
-            if claim is not None:
-                await conn.execute(
-                    idempotency_keys.insert(),
-                    {
-                        "merchant_id": merchant.merchant_id,
-                        "key": claim.key,
-                        "request_hash": claim.request_hash,
-                        "response_status": 201,
-                        "response_body": body.decode(),
-                        "created_at": now,
-                    },
-                )
+        return await db.run_write(
+            _write_payment,
+            merchant,
+            new,
+            claim,
+            channel_account_id,
+            context.current_trace_id(),
+            now,
+        )
     except IntegrityError as exc:
         if claim is not None:
             # A request with the same key committed first (its in-flight lock had lapsed).
             async with db.read() as conn:
-                replay = await _replay(conn, merchant.merchant_id, claim)
+                replay = await conn.run_sync(_replay, merchant.merchant_id, claim)
             if replay is not None:
                 return replay
         raise await _merchant_order_conflict(db, merchant, new) from exc
+
+
+def _write_payment(
+    conn: sa.Connection,
+    merchant: MerchantAuth,
+    new: NewPayment,
+    claim: IdempotencyClaim | None,
+    channel_account_id: str | None,
+    trace_id: str | None,
+    now: datetime,
+) -> CreatedPayment:
+    """The token path's one transaction, as plain synchronous SQLAlchemy (see run_write)."""
+    if claim is not None:
+        replay = _replay(conn, merchant.merchant_id, claim)
+        if replay is not None:
+            return replay
+    account_id = channel_account_id or _channel_account_for(conn, merchant.merchant_id, new.channel)
+    pay_no, trade_no, token = ids.new_pay_no(), ids.new_trade_no(), ids.new_token()
+    trade = {
+        "trade_no": trade_no,
+        "merchant_id": merchant.merchant_id,
+        "merchant_order_no": new.merchant_order_no,
+        "amount_minor": new.amount_minor,
+        "currency": new.currency,
+        "description": new.description,
+        "metadata": new.metadata,
+        "status": TradeStatus.OPEN,
+        "version": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    pay = {
+        "pay_no": pay_no,
+        "trade_no": trade_no,
+        "merchant_id": merchant.merchant_id,
+        "channel_account_id": account_id,
+        "channel": new.channel,
+        "method": new.method,
+        "amount_minor": new.amount_minor,
+        "currency": new.currency,
+        "description": new.description,
+        "token": token,
+        "status": PayStatus.PENDING,
+        "version": 0,
+        "credential": None,
+        "failure_code": None,
+        "failure_message": None,
+        "channel_trade_no": None,
+        "livemode": merchant.livemode,
+        "expires_at": now + timedelta(seconds=new.expires_in_s),
+        "paid_at": None,
+        "trace_id": trace_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # insert() with parameters compiles once per process; .values(**row) would build and
+    # compile a new statement for every payment.
+    conn.execute(trade_orders.insert(), trade)
+    conn.execute(pay_orders.insert(), pay)
+    conn.execute(
+        outbox.insert(), {"kind": PREPAY_JOB, "ref": pay_no, "status": "pending", "created_at": now}
+    )
+    body = orjson.dumps(payment_object(_AsRow(pay), _AsRow(trade)))
+    if claim is not None:
+        conn.execute(
+            idempotency_keys.insert(),
+            {
+                "merchant_id": merchant.merchant_id,
+                "key": claim.key,
+                "request_hash": claim.request_hash,
+                "response_status": 201,
+                "response_body": body.decode(),
+                "created_at": now,
+            },
+        )
     return CreatedPayment(201, body, False, pay_no)
 
 
