@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pathlib
 import random
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
 from mock_channels.alipay import setup_alipay
 from mock_channels.callbacks import http_session_ctx
+from mock_channels.cashier import setup_cashier
 from mock_channels.config import SandboxConfig
 from mock_channels.stripe_emulator import setup_stripe
 from mock_channels.wechatpay import setup_wechatpay
@@ -35,6 +36,7 @@ def create_app(config: SandboxConfig) -> web.Application:
     setup_wechatpay(app, config, rng)
     setup_stripe(app, config, rng)
     setup_alipay(app, config, rng)
+    setup_cashier(app, config)
     return app
 
 
@@ -55,6 +57,15 @@ class SandboxSettings(Protocol):
     def sandbox_time_scale(self) -> float: ...
 
 
+@runtime_checkable
+class KnowsGateway(Protocol):
+    """Settings that also say where payfront's gateway answers (payfront's own ``Settings``;
+    ``python -m mock_channels`` has none and keeps ``SandboxConfig.gateway_url``)."""
+
+    @property
+    def public_base_url(self) -> str: ...
+
+
 def run_sandbox(settings: SandboxSettings) -> None:
     """Serve the sandbox until interrupted (``payfront sandbox``)."""
     config = SandboxConfig(
@@ -62,4 +73,7 @@ def run_sandbox(settings: SandboxSettings) -> None:
         time_scale=settings.sandbox_time_scale,
         public_base_url=f"http://{settings.sandbox_host}:{settings.sandbox_port}",
     )
+    if isinstance(settings, KnowsGateway):
+        # payfront's own public address: where the cashier page reads tokens.
+        config.gateway_url = settings.public_base_url
     web.run_app(create_app(config), host=settings.sandbox_host, port=settings.sandbox_port)

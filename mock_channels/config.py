@@ -14,7 +14,8 @@ class SandboxConfig:
     WeChat's one-minute minimum order lifetime), so tests can run a day's schedule in
     milliseconds. ``seed`` makes fault injection deterministic; ``None`` seeds at random.
     ``hang_s`` is how long a ``timeout`` fault holds an answer back (the client should give up
-    long before; shutting the sandbox down releases it at once).
+    long before; shutting the sandbox down releases it at once). ``gateway_url`` is where the
+    cashier page (``/sandbox/cashier/{token}``) reads payfront tokens.
     """
 
     state_dir: pathlib.Path
@@ -23,3 +24,4 @@ class SandboxConfig:
     public_base_url: str = "http://127.0.0.1:8090"
     seed: int | None = None
     hang_s: float = 60.0
+    gateway_url: str = "http://127.0.0.1:8080"
