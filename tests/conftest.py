@@ -328,7 +328,11 @@ async def stack(
     http = httpx.AsyncClient(timeout=30)
     try:
         sandbox_config = SandboxConfig(
-            state_dir=tmp_path / "sandbox", time_scale=0.001, public_base_url=sandbox_url, seed=7
+            state_dir=tmp_path / "sandbox",
+            time_scale=0.001,
+            public_base_url=sandbox_url,
+            seed=7,
+            gateway_url=gateway_url,
         )
         runners.append(await _site(create_sandbox(sandbox_config), sandbox_port))
         api_key = ids.new_api_key(livemode=False)
