@@ -7,15 +7,17 @@ is safe to run twice (jobs and callbacks are delivered at least once).
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import context
+from core.errors import StaleState
 from core.events import record_payment_event
 from core.payments import PREPAY_JOB
 from core.states import (
@@ -31,6 +33,8 @@ from core.states import (
 from core.store.cas import compare_and_set
 from core.store.db import Database
 from core.store.tables import anomalies, outbox, pay_orders, trade_orders
+
+T = TypeVar("T")
 
 EVENT_FOR_STATUS = {
     PayStatus.PAID: "payment.succeeded",
@@ -117,7 +121,24 @@ class PrepayStart(enum.Enum):
     NOTHING_TO_DO = "nothing_to_do"
 
 
+async def _again_if_stale(work: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """Run ``work`` (one transaction that reads, decides and compare-and-sets) again when a
+    concurrent writer moved the row between its read and its write: the next run reads the
+    new state and decides anew (usually: nothing left to do)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except StaleState:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any] | None]:
+    return await _again_if_stale(lambda: _start_prepay(db, pay_no))
+
+
+async def _start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any] | None]:
     now = _now()
     async with db.begin() as conn:
         pay = (
@@ -138,6 +159,10 @@ async def start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any]
 
 
 async def _apply(db: Database, pay_no: str, event: PayEvent, **values: Any) -> Moved | None:
+    return await _again_if_stale(lambda: _apply_once(db, pay_no, event, **values))
+
+
+async def _apply_once(db: Database, pay_no: str, event: PayEvent, **values: Any) -> Moved | None:
     """Apply ``event`` if the table allows it from the current state; None if it does not."""
     now = _now()
     async with db.begin() as conn:
@@ -207,6 +232,15 @@ class ApplyOutcome(enum.StrEnum):
 
 
 async def apply_payment(db: Database, report: PaymentReport) -> tuple[ApplyOutcome, str | None]:
+    """Mark the order paid after cross-checking the report against it (see
+    ``_apply_payment_once``); a concurrent change (a duplicate callback, a query) makes it
+    decide again on the new state, so duplicates end as DUPLICATE, not as an error."""
+    return await _again_if_stale(lambda: _apply_payment_once(db, report))
+
+
+async def _apply_payment_once(
+    db: Database, report: PaymentReport
+) -> tuple[ApplyOutcome, str | None]:
     """Mark the order paid after cross-checking the report against it.
 
     A mismatch (amount, currency, merchant/app id) does NOT mark the order paid: it records

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from arq.connections import ArqRedis
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
 
@@ -41,9 +41,17 @@ class Queues:
 
 
 # arq's enqueue_job takes three round trips (WATCH, EXISTS, MULTI/EXEC); this script does
-# the same check-and-write atomically in one, writing the job exactly as arq does.
+# the check-and-write atomically in one, writing the job exactly as arq does. One difference,
+# on purpose: arq refuses any id whose job record exists, but a record that is neither queued
+# nor in progress is an orphan (Redis lost part of its keys): the job would never run, and
+# the record lives for a day. Such a job is enqueued again; a live one is not.
 _ENQUEUE = """
-if redis.call('exists', KEYS[1], KEYS[2]) > 0 then return 0 end
+if redis.call('exists', KEYS[2]) == 1 then return 0 end
+if redis.call('exists', KEYS[1]) == 1 then
+  if redis.call('zscore', KEYS[3], ARGV[4]) or redis.call('exists', KEYS[4]) == 1 then
+    return 0
+  end
+end
 redis.call('psetex', KEYS[1], ARGV[1], ARGV[2])
 redis.call('zadd', KEYS[3], ARGV[3], ARGV[4])
 return 1
@@ -61,12 +69,13 @@ async def _enqueue(
         job_key_prefix + job_id,
         result_key_prefix + job_id,
         queue,
+        in_progress_key_prefix + job_id,
         score - enqueued_ms + pool.expires_extra_ms,
         payload,
         score,
         job_id,
     ]
-    written = await cast("Awaitable[int]", pool.eval(_ENQUEUE, 3, *keys_and_args))
+    written = await cast("Awaitable[int]", pool.eval(_ENQUEUE, 4, *keys_and_args))
     return bool(written)
 
 

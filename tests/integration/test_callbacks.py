@@ -186,3 +186,17 @@ async def test_verified_callback_for_an_unknown_order_is_refused(stack: Stack) -
     assert answer.status_code >= 400
     assert answer.json()["code"] == "FAIL"
     assert await _count(stack, sa.select(sa.func.count()).select_from(events)) == 0
+
+
+async def test_concurrent_duplicate_callbacks_are_all_acknowledged_and_pay_once(
+    stack: Stack,
+) -> None:
+    payment = await _awaiting(stack)
+    headers, body = _genuine(stack, payment["pay_no"], 100)
+    answers = await asyncio.gather(
+        *(stack.http.post(_callback_url(stack), content=body, headers=headers) for _ in range(12))
+    )
+    assert [a.status_code for a in answers] == [204] * 12
+    assert (await _status(stack, payment["pay_no"]))[0] == "paid"
+    events_of_payment = sa.select(sa.func.count()).select_from(events)
+    assert await _count(stack, events_of_payment.where(events.c.pay_no == payment["pay_no"])) == 1

@@ -67,3 +67,21 @@ async def test_a_deferred_job_is_scored_at_its_due_time(pool: ArqRedis, queues: 
     ttl_ms = await pool.pttl(f"arq:job:{job_id}")
     assert ttl_ms > 86_400_000 + 4 * 60_000  # expiry counts from the due time
     await pool.delete(f"arq:job:{job_id}", queues.notify)
+
+
+async def test_an_orphaned_job_record_does_not_block_its_work(
+    pool: ArqRedis, queues: Queues
+) -> None:
+    """Redis lost the queue entry but kept the job record (a partial loss): arq would refuse
+    the id for a day; payfront enqueues it again. A running job is still not duplicated."""
+    job_id = f"{queues.core}:prepay:pay789"
+    assert await enqueue_prepay(pool, queues, "pay789")
+    await pool.zrem(queues.core, job_id)  # the queue entry is gone, the record is not
+    assert await pool.exists(f"arq:job:{job_id}")
+    assert await enqueue_prepay(pool, queues, "pay789")
+    assert await pool.zscore(queues.core, job_id) is not None
+    # While a worker holds it (in progress), it is live: not enqueued twice.
+    await pool.zrem(queues.core, job_id)
+    await pool.psetex(f"arq:in-progress:{job_id}", 60_000, b"1")
+    assert not await enqueue_prepay(pool, queues, "pay789")
+    await pool.delete(f"arq:job:{job_id}", f"arq:in-progress:{job_id}", queues.core)
