@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 import structlog
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from core import context, ids
@@ -59,7 +59,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         if exc.status == 429:
             response.headers["Retry-After"] = "1"
         return response
-    except (DBAPIError, OSError, SQLAlchemyTimeoutError) as exc:
+    except (OperationalError, InterfaceError, OSError, SQLAlchemyTimeoutError) as exc:
         # The database (or the network to it) is down: say so at once; the one transaction
         # of the request either committed or left nothing behind.
         log.error("request.store_unavailable", error=type(exc).__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 import time
 
 import orjson
@@ -13,7 +14,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from channels.registry import CHANNELS
-from core.errors import AuthenticationFailed, IdempotencyKeyInUse, InvalidRequest
+from core.errors import AuthenticationFailed, IdempotencyKeyInUse, InvalidRequest, NotFound
 from core.merchants import MerchantAuth
 from core.payments import (
     IdempotencyClaim,
@@ -34,6 +35,18 @@ routes = web.RouteTableDef()
 STATE = web.AppKey("payfront", GatewayState)
 IDEMPOTENCY_LOCK_MS = 60_000
 FALLBACK_POLL_S = 1.0
+
+
+# Our pay numbers and tokens are base36 / base64url: anything else names nothing, and is
+# answered without asking the database.
+_OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _object_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not _OBJECT_ID.match(value):
+        raise NotFound(f"no {name} {value!r}", param=name)
+    return value
 
 
 def _json(status: int, body: bytes, **headers: str) -> web.Response:
@@ -140,7 +153,7 @@ async def _create(
 async def read(request: web.Request) -> web.Response:
     state = request.app[STATE]
     merchant = await merchant_of(request, state)
-    payment = await get_payment(state.db, merchant.merchant_id, request.match_info["pay_no"])
+    payment = await get_payment(state.db, merchant.merchant_id, _object_id(request, "pay_no"))
     return _json(200, orjson.dumps(payment))
 
 
@@ -148,7 +161,7 @@ async def read(request: web.Request) -> web.Response:
 async def token(request: web.Request) -> web.Response:
     """Possession of the token is the credential: no API key (the shopper's front-end)."""
     state = request.app[STATE]
-    token_value = request.match_info["token"]
+    token_value = _object_id(request, "token")
     try:
         wait = float(request.query.get("wait", "0"))
     except ValueError:

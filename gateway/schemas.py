@@ -12,8 +12,11 @@ from core.money import MAX_AMOUNT_MINOR
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+# Text without control characters: they have no place in these fields, and PostgreSQL
+# cannot even store a NUL.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=PRINTABLE)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500, pattern=PRINTABLE)]
 
 
 class PaymentCreate(BaseModel):
@@ -24,9 +27,9 @@ class PaymentCreate(BaseModel):
     merchant_order_no: Annotated[
         str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
     ]
-    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    method: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    description: Annotated[str, StringConstraints(min_length=1, max_length=127)]
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+    method: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=127, pattern=PRINTABLE)]
     expires_in: int = Field(default=900, ge=60, le=7 * 86400, description="Seconds")
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)
 
@@ -52,4 +55,7 @@ def parse_body(model: type[ModelT], body: bytes) -> ModelT:
 class WebhookEndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: Annotated[str, StringConstraints(min_length=8, max_length=1024, pattern=r"^https?://\S+$")]
+    url: Annotated[
+        str,
+        StringConstraints(min_length=8, max_length=1024, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$"),
+    ]

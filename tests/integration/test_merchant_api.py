@@ -86,6 +86,10 @@ async def test_bad_bodies_get_clear_errors_and_write_nothing(stack: Stack) -> No
         ({"merchant_order_no": "has space"}, "merchant_order_no"),
         ({"expires_in": 5}, "expires_in"),
         ({"surprise": 1}, "surprise"),
+        # Control characters (PostgreSQL cannot store a NUL; none belongs in these fields).
+        ({"description": "a\u0000b"}, "description"),
+        ({"description": "line\nbreak"}, "description"),
+        ({"metadata": {"k": "v\u0000"}}, "metadata.k"),
     ]:
         answer = await stack.http.post(url, json=_body(**overrides), headers=stack.auth())
         assert answer.status_code == 400, overrides
@@ -173,6 +177,10 @@ async def test_token_look_up_errors(stack: Stack) -> None:
     unknown = await stack.http.get(f"{stack.gateway_url}/v1/tokens/tok_nope")
     assert unknown.status_code == 404
     assert _error(unknown)["code"] == "token_not_found"
+    for path in ("/v1/tokens/tok%00x", "/v1/payments/pay%00x", "/v1/payments/p%20q"):
+        odd = await stack.http.get(f"{stack.gateway_url}{path}", headers=stack.auth())
+        assert odd.status_code == 404, path
+        assert _error(odd)["type"] == "not_found_error"
     payment = (await stack.create_payment()).json()
     for wait in ("abc", "-1", "999"):
         answer = await stack.http.get(
