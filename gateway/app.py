@@ -14,7 +14,14 @@ from core.settings import Settings
 from core.store.db import Database
 from core.vault import Vault
 from core.wakeups import WakeupHub
-from gateway import metrics, routes_callbacks, routes_health, routes_payments, routes_webhooks
+from gateway import (
+    metrics,
+    openapi,
+    routes_callbacks,
+    routes_health,
+    routes_payments,
+    routes_webhooks,
+)
 from gateway.errors import request_context
 from gateway.routes_payments import STATE
 from gateway.state import AccountCache, AuthCache, GatewayState
@@ -30,6 +37,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes_health.routes)
     app.add_routes(routes_webhooks.routes)
     app.add_routes(metrics.routes)
+    openapi.publish(app, settings)  # built once here, served as bytes
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = Database(settings.database_url)

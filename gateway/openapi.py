@@ -1,0 +1,484 @@
+"""The merchant API's OpenAPI 3.1 description, generated from the pydantic models at start-up,
+served as ``/openapi.json`` and rendered as a self-contained reference page at ``/docs``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from core.settings import Settings
+from gateway import openapi_models as m
+from gateway.openapi_page import render_page
+from gateway.schemas import PaymentCreate, WebhookEndpointCreate
+
+REF = "#/components/schemas/{model}"
+JSON = "application/json"
+
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (PaymentCreate, "validation"),
+    (WebhookEndpointCreate, "validation"),
+    (m.Payment, "serialization"),
+    (m.Token, "serialization"),
+    (m.WebhookEndpoint, "serialization"),
+    (m.Error, "serialization"),
+    (m.Health, "serialization"),
+    (m.Readiness, "serialization"),
+    (m.Event, "serialization"),
+]
+
+# The errors of README's table: status -> (code, type, when).
+_ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
+    400: [
+        ("malformed_json", "invalid_request_error", "the body is not a JSON object"),
+        (
+            "parameter_invalid",
+            "invalid_request_error",
+            "a field is missing, mistyped or out of range",
+        ),
+        ("channel_not_supported", "invalid_request_error", "the channel is unknown"),
+        ("method_not_supported", "invalid_request_error", "the channel has no such method"),
+        ("currency_not_supported", "invalid_request_error", "the channel refuses the currency"),
+        ("channel_not_configured", "invalid_request_error", "no enabled account of the channel"),
+    ],
+    401: [("invalid_api_key", "authentication_error", "missing or unknown API key")],
+    404: [
+        ("resource_missing", "not_found_error", "no such object, or another merchant's"),
+        ("token_not_found", "not_found_error", "no such token"),
+        ("route_not_found", "not_found_error", "no such route"),
+    ],
+    405: [("method_not_allowed", "invalid_request_error", "the route takes another method")],
+    409: [
+        ("merchant_order_no_taken", "conflict_error", "the merchant order number was used before"),
+        ("idempotency_key_in_use", "idempotency_error", "the same key is still in flight"),
+    ],
+    413: [("body_too_large", "invalid_request_error", "the body is over the size limit")],
+    422: [("idempotency_key_reused", "idempotency_error", "same key, different body")],
+    429: [("rate_limited", "rate_limit_error", "reserved: a proxy in front may limit rates")],
+    500: [("internal_error", "api_error", "a bug; nothing was half-written")],
+    503: [("service_unavailable", "service_unavailable_error", "the database does not answer")],
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _header(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _error(status: int, only: set[str] | None = None) -> dict[str, Any]:
+    listed = [entry for entry in _ERROR_CODES[status] if only is None or entry[0] in only]
+    return {
+        "description": "; ".join(f"`{type_}` `{code}`: {when}" for code, type_, when in listed),
+        "headers": {"Request-Id": _header("Request-Id")},
+        "content": {
+            JSON: {
+                "schema": _ref("Error"),
+                "examples": {
+                    code: {
+                        "value": {
+                            "error": {
+                                "type": type_,
+                                "code": code,
+                                "message": when,
+                                "param": None,
+                                "request_id": "req_...",
+                            }
+                        }
+                    }
+                    for code, type_, when in listed
+                },
+            }
+        },
+    }
+
+
+def _errors(*statuses: int, **only: set[str]) -> dict[str, Any]:
+    return {str(status): _error(status, only.get(f"s{status}")) for status in statuses}
+
+
+def _ok(description: str, schema: str, *extra_headers: str) -> dict[str, Any]:
+    headers = {"Request-Id": _header("Request-Id"), "Trace-Id": _header("Trace-Id")}
+    headers.update({name: _header(name) for name in extra_headers})
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {JSON: {"schema": _ref(schema)}},
+    }
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1},
+    }
+
+
+_COMMON = (413, 500, 503)
+_MERCHANT: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+_TRACE = {"$ref": "#/components/parameters/traceparent"}
+
+
+def _operations(settings: Settings) -> dict[str, Any]:
+    callback_body = {
+        "description": "The channel's own callback: WeChat Pay's encrypted, signed JSON; "
+        "Alipay's signed form; Stripe's signed event JSON.",
+        "required": True,
+        "content": {
+            JSON: {"schema": {}},
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            },
+        },
+    }
+    channel_answer = {
+        JSON: {"schema": {}},
+        "text/plain": {"schema": {"type": "string"}},
+    }
+    return {
+        "/v1/payments": {
+            "post": {
+                "operationId": "createPayment",
+                "summary": "Create a payment",
+                "description": "Answers `201` with `pay_no`, `token` and `status: pending` after "
+                "one database transaction and one enqueue; no channel I/O. Follows Stripe's "
+                "idempotency rules for `Idempotency-Key`.",
+                "tags": ["payments"],
+                "security": _MERCHANT,
+                "parameters": [{"$ref": "#/components/parameters/Idempotency-Key"}, _TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("PaymentCreate")}},
+                },
+                "responses": {
+                    "201": _ok(
+                        "The payment, created; or, with `Idempotent-Replayed: true`, the first "
+                        "answer to this `Idempotency-Key` and body, replayed (as Stripe does, "
+                        "with the first answer's status)",
+                        "Payment",
+                        "Idempotent-Replayed",
+                    ),
+                    **_errors(400, 401, 409, 422, 429, *_COMMON),
+                },
+            }
+        },
+        "/v1/payments/{pay_no}": {
+            "get": {
+                "operationId": "getPayment",
+                "summary": "Read one of your payments",
+                "tags": ["payments"],
+                "security": _MERCHANT,
+                "parameters": [_path("pay_no", "The payment's number"), _TRACE],
+                "responses": {
+                    "200": _ok("The payment", "Payment"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
+        },
+        "/v1/tokens/{token}": {
+            "get": {
+                "operationId": "getToken",
+                "summary": "Read a payment through its token (the shopper's front-end)",
+                "description": "No API key: possession of the token is the credential. "
+                "Long-polls up to `wait` seconds while the status is `pending` or `prepaying`. "
+                "Answers `Access-Control-Allow-Origin: *` and `Cache-Control: no-store`.",
+                "tags": ["tokens"],
+                "security": [],
+                "parameters": [
+                    _path("token", "The token of `POST /v1/payments`"),
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "required": False,
+                        "description": "Seconds to long-poll while the credential is not ready",
+                        "schema": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": settings.token_max_wait_s,
+                            "default": 0,
+                        },
+                    },
+                    _TRACE,
+                ],
+                "responses": {
+                    "200": _ok(
+                        "The token", "Token", "Access-Control-Allow-Origin", "Cache-Control"
+                    ),
+                    **_errors(
+                        400,
+                        404,
+                        500,
+                        503,
+                        s400={"parameter_invalid"},
+                        s404={"token_not_found", "route_not_found"},
+                    ),
+                },
+            }
+        },
+        "/v1/webhook_endpoints": {
+            "post": {
+                "operationId": "createWebhookEndpoint",
+                "summary": "Register a webhook endpoint",
+                "description": "Answers the signing `secret` once; payfront keeps it encrypted.",
+                "tags": ["webhooks"],
+                "security": _MERCHANT,
+                "parameters": [_TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("WebhookEndpointCreate")}},
+                },
+                "responses": {
+                    "201": _ok("The endpoint, with its secret", "WebhookEndpoint"),
+                    **_errors(400, 401, *_COMMON, s400={"malformed_json", "parameter_invalid"}),
+                },
+            }
+        },
+        "/callbacks/{channel}/{account}": {
+            "post": {
+                "operationId": "channelCallback",
+                "summary": "Channel callback (channel-facing, not for merchants)",
+                "description": "Verified, decrypted and cross-checked as the channel's protocol "
+                "says, and answered as the channel expects: WeChat Pay `204` (acknowledged) or "
+                '`500` with `{"code": "FAIL", …}` (send again); Alipay `200` `success` or '
+                '`fail` (text); Stripe `200` `{"received": true}` or `400`.',
+                "tags": ["channels"],
+                "security": [],
+                "parameters": [
+                    _path("channel", "`wechatpay`, `alipay` or `stripe`"),
+                    _path("account", "The channel account's id in payfront"),
+                    _TRACE,
+                ],
+                "requestBody": callback_body,
+                "responses": {
+                    "200": {
+                        "description": "Acknowledged (Alipay, Stripe); Alipay `fail` too",
+                        "content": channel_answer,
+                    },
+                    "204": {"description": "Acknowledged (WeChat Pay)"},
+                    "400": {
+                        "description": "Refused, send again (Stripe)",
+                        "content": channel_answer,
+                    },
+                    "404": _error(404, {"route_not_found"}),
+                    "413": _error(413),
+                    "500": {
+                        "description": "Refused, send again (WeChat Pay's channel answer); or "
+                        "the error object of an internal error",
+                        "content": channel_answer,
+                    },
+                    "503": _error(503),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {"200": _ok("Alive", "Health")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: the database and Redis answer",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {
+                    "200": _ok("Ready", "Readiness"),
+                    "503": _ok("Not ready; `checks` says which", "Readiness"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (see docs/operations.md)",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format",
+                        "headers": {"Request-Id": _header("Request-Id")},
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This description (OpenAPI 3.1)",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "operationId": "docs",
+                "summary": "This reference, as one self-contained HTML page",
+                "tags": ["operations"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The reference page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def _webhooks() -> dict[str, Any]:
+    headers = [
+        ("Payfront-Signature", True, '`t=<unix>,v1=<hex HMAC-SHA256(secret, "t.body")>`'),
+        ("Payfront-Event-Id", True, "The event's `id`: de-duplicate by it"),
+        ("Payfront-Event-Type", True, "The event's `type`"),
+        ("traceparent", False, "W3C trace context of the payment's trace"),
+    ]
+    when = {
+        "payment.succeeded": "The payment is paid.",
+        "payment.failed": "The channel refused the order (`status: prepay_failed`).",
+        "payment.closed": "Expired unpaid, closed at the channel (`status: closed`).",
+    }
+    return {
+        event_type: {
+            "post": {
+                "operationId": f"webhook_{event_type.replace('.', '_')}",
+                "summary": f"`{event_type}`: {text}",
+                "description": "POSTed to each enabled webhook endpoint. Any 2xx acknowledges; "
+                "otherwise retried after 1 m, 5 m, 30 m, 1 h, 2 h, 4 h, 8 h, 12 h, 24 h, 24 h. "
+                "At least once: de-duplicate by the event id. Verify with "
+                "`sdk.verify_webhook` (300 s tolerance).",
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "required": required,
+                        "description": description,
+                        "schema": {"type": "string"},
+                    }
+                    for name, required, description in headers
+                ],
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Event")}}},
+                "responses": {
+                    "2XX": {"description": "Acknowledged"},
+                    "default": {"description": "Not acknowledged: delivered again later"},
+                },
+            }
+        }
+        for event_type, text in when.items()
+    }
+
+
+def build_spec(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the gateway, from the pydantic models of its bodies."""
+    _, definitions = models_json_schema(_MODELS, ref_template=REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "payfront merchant API",
+            "version": "1",
+            "description": "Generated by payfront from its pydantic models at start-up; "
+            "do not edit by hand. Amounts are integer minor units.",
+        },
+        "servers": [{"url": settings.public_base_url}],
+        "tags": [
+            {"name": "payments"},
+            {"name": "tokens"},
+            {"name": "webhooks"},
+            {"name": "channels"},
+            {"name": "operations"},
+        ],
+        "paths": _operations(settings),
+        "webhooks": _webhooks(),
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`Authorization: Bearer sk_test_…` (or `sk_live_…`)",
+                }
+            },
+            "parameters": {
+                "Idempotency-Key": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Same key and body: the first answer is replayed; "
+                    "different body: 422; still in flight: 409.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                },
+                "traceparent": {
+                    "name": "traceparent",
+                    "in": "header",
+                    "required": False,
+                    "description": "W3C trace context; an invalid one is ignored",
+                    "schema": {"type": "string"},
+                },
+            },
+            "headers": {
+                "Request-Id": {
+                    "description": "This request's id, in payfront's logs",
+                    "schema": {"type": "string"},
+                },
+                "Trace-Id": {"description": "The trace id", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "`true` on a replayed answer; absent otherwise",
+                    "schema": {"type": "string", "const": "true"},
+                },
+                "Access-Control-Allow-Origin": {"schema": {"type": "string", "const": "*"}},
+                "Cache-Control": {"schema": {"type": "string", "const": "no-store"}},
+            },
+        },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The spec and its page, rendered once at start-up."""
+
+    spec_json: bytes
+    page_html: bytes
+
+    @classmethod
+    def build(cls, settings: Settings) -> Published:
+        spec = build_spec(settings)
+        return cls(orjson.dumps(spec), render_page(spec).encode())
+
+
+PUBLISHED = web.AppKey("openapi", Published)
+routes = web.RouteTableDef()
+
+
+def publish(app: web.Application, settings: Settings) -> None:
+    app[PUBLISHED] = Published.build(settings)
+    app.add_routes(routes)
+
+
+@routes.get("/openapi.json")
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[PUBLISHED].spec_json, content_type=JSON)
+
+
+@routes.get("/docs")
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[PUBLISHED].page_html, content_type="text/html")
