@@ -8,14 +8,13 @@ notification attempts are kept in memory and are gone after a restart.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from mock_channels.alipay_admin import build_admin_app
 from mock_channels.alipay_gateway import add_gateway_routes
 from mock_channels.alipay_sandbox import ALIPAY_SANDBOX, AlipaySandbox
-from mock_channels.callbacks import HTTP_SESSION
+from mock_channels.common import install_emulator
 from mock_channels.config import SandboxConfig
 
 GATEWAY_PATH = "/gateway.do"
@@ -24,19 +23,6 @@ ADMIN_PREFIX = "/sandbox/alipay"
 
 def setup_alipay(app: web.Application, config: SandboxConfig, rng: random.Random) -> None:
     """Add the Alipay emulator to ``app`` (whose ``HTTP_SESSION`` must be set up first)."""
-    sandbox = AlipaySandbox(config, rng)
-    app[ALIPAY_SANDBOX] = sandbox
-
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        await sandbox.start(app[HTTP_SESSION])
-        yield
-        await sandbox.stop()
-
-    async def release_hung_answers(app: web.Application) -> None:
-        # on_shutdown runs before the server waits for open handlers to finish.
-        sandbox.release_hung_answers()
-
-    app.cleanup_ctx.append(lifetime)
-    app.on_shutdown.append(release_hung_answers)
+    install_emulator(app, ALIPAY_SANDBOX, AlipaySandbox(config, rng))
     add_gateway_routes(app, GATEWAY_PATH)
     app.add_subapp(ADMIN_PREFIX, build_admin_app())

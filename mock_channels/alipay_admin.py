@@ -6,41 +6,25 @@ Plain JSON, unsigned and unauthenticated: it exists only in the sandbox.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, TypeVar
-
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ValidationError
 
 from mock_channels.alipay_models import PayOrder, RegisterApp
 from mock_channels.alipay_sandbox import ALIPAY_SANDBOX, AdminError
+from mock_channels.common import BodyParser, error_middleware, utc_now
 from mock_channels.faults import FaultPlan
 
-_Body = TypeVar("_Body", bound=BaseModel)
+
+def _invalid_body(issues: list[dict[str, str]]) -> AdminError:
+    return AdminError(400, "INVALID_PARAMETER", f"invalid request body: {issues}")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+_parse = BodyParser(_invalid_body)
 
 
-async def _parse(request: web.Request, model: type[_Body]) -> _Body:
-    try:
-        return model.model_validate_json(await request.read())
-    except ValidationError as exc:
-        issues: list[dict[str, Any]] = [
-            {"field": ".".join(map(str, e["loc"])), "issue": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        raise AdminError(400, "INVALID_PARAMETER", f"invalid request body: {issues}") from None
-
-
-@web.middleware
-async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except AdminError as exc:
-        return web.json_response({"code": exc.code, "message": exc.message}, status=exc.status)
+admin_errors = error_middleware(
+    AdminError,
+    lambda exc: web.json_response({"code": exc.code, "message": exc.message}, status=exc.status),
+)
 
 
 async def register_app(request: web.Request) -> web.Response:
@@ -51,13 +35,13 @@ async def register_app(request: web.Request) -> web.Response:
 async def pay_order(request: web.Request) -> web.Response:
     body = await _parse(request, PayOrder)
     sandbox = request.config_dict[ALIPAY_SANDBOX]
-    return web.json_response(sandbox.pay(request.match_info["out_trade_no"], body, _now()))
+    return web.json_response(sandbox.pay(request.match_info["out_trade_no"], body, utc_now()))
 
 
 async def get_order(request: web.Request) -> web.Response:
     sandbox = request.config_dict[ALIPAY_SANDBOX]
     view = sandbox.order_view(
-        request.query.get("app_id"), request.match_info["out_trade_no"], _now()
+        request.query.get("app_id"), request.match_info["out_trade_no"], utc_now()
     )
     return web.json_response(view)
 

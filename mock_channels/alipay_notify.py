@@ -3,22 +3,15 @@ Alipay's schedule until the answer is the seven characters ``success``.
 
 Alipay's docs (opendocs "异步通知说明"): anything but ``success`` is retried, 8 tries in about
 25 hours at 4m, 10m, 10m, 1h, 2h, 6h, 15h. An HTTP 2xx alone is not an acknowledgement (unlike
-WeChat Pay's, which is why ``mock_channels.callbacks.CallbackSender`` does not fit here).
+WeChat Pay's): delivery is ``mock_channels.callbacks.CallbackSender``'s, judged by
+``ALIPAY_ACK``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import datetime as dt
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
-logger = logging.getLogger(__name__)
+from mock_channels.callbacks import Acknowledgement, CallbackAttempt
 
 ALIPAY_NOTIFY_DELAYS_S: tuple[float, ...] = (
     4 * 60,
@@ -31,100 +24,28 @@ ALIPAY_NOTIFY_DELAYS_S: tuple[float, ...] = (
 )
 ACK = "success"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
+FORM_HEADERS = {"Content-Type": FORM_CONTENT_TYPE}
 
 
-@dataclass(frozen=True, slots=True)
-class NotifyAttempt:
-    attempt: int
-    at: dt.datetime
-    status: int | None
-    # The start of the merchant's answer, as received (Alipay compares it with "success").
-    answer: str | None
-    error: str | None
-    duplicate: bool = False
-
-    @property
-    def acknowledged(self) -> bool:
-        # Surrounding whitespace is tolerated (a println'd "success" is acknowledged).
-        return self.status == 200 and self.answer is not None and self.answer.strip() == ACK
-
-    def as_record(self) -> dict[str, Any]:
-        return {
-            "attempt": self.attempt,
-            "at": self.at.isoformat(timespec="milliseconds"),
-            "status": self.status,
-            "answer": self.answer,
-            "error": self.error,
-            "acknowledged": self.acknowledged,
-            "duplicate": self.duplicate,
-        }
+def _is_success(status: int, answer: str | None) -> str | None:
+    # Surrounding whitespace is tolerated (a println'd "success" is acknowledged).
+    if status == 200 and answer is not None and answer.strip() == ACK:
+        return None
+    return "not acknowledged"
 
 
-@dataclass(frozen=True, slots=True)
-class NotifyJob:
-    url: str
-    # The form body of one send (signed afresh, with that send's notify_time).
-    body_for: Callable[[], bytes]
-    record: Callable[[NotifyAttempt], None]
-    retry_delays_s: Sequence[float] = ALIPAY_NOTIFY_DELAYS_S
-    duplicate: bool = False
+# Alipay compares the start of the merchant's answer with "success".
+ALIPAY_ACK = Acknowledgement(_is_success, answer_bytes=256)
 
 
-class NotifySender:
-    def __init__(self, *, timeout_s: float, time_scale: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._time_scale = time_scale
-        self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def attach_session(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
-
-    def start(self, job: NotifyJob) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._deliver(job))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def close(self) -> None:
-        """Cancel every pending delivery and wait until they have stopped."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _deliver(self, job: NotifyJob) -> None:
-        for number, delay in enumerate([0.0, *job.retry_delays_s], start=1):
-            if delay:
-                await asyncio.sleep(delay * self._time_scale)
-            attempt = await self._send(job, number, duplicate=False)
-            job.record(attempt)
-            if attempt.acknowledged:
-                if job.duplicate:
-                    job.record(await self._send(job, number, duplicate=True))
-                return
-        logger.info("alipay notify to %s given up after %d tries", job.url, number)
-
-    async def _send(self, job: NotifyJob, number: int, *, duplicate: bool) -> NotifyAttempt:
-        if self._session is None:
-            raise RuntimeError("the notify sender has no HTTP session (app not started)")
-        at = dt.datetime.now(dt.UTC)
-        try:
-            async with self._session.post(
-                job.url,
-                data=job.body_for(),
-                headers={"Content-Type": FORM_CONTENT_TYPE},
-                timeout=self._timeout,
-            ) as response:
-                answer = (await response.content.read(256)).decode("utf-8", "replace")
-                status = response.status
-        except TimeoutError:
-            return NotifyAttempt(number, at, None, None, "timeout", duplicate)
-        except aiohttp.ClientError as exc:
-            return NotifyAttempt(number, at, None, None, f"{type(exc).__name__}: {exc}", duplicate)
-        attempt = NotifyAttempt(number, at, status, answer, None, duplicate)
-        if not attempt.acknowledged:
-            attempt = NotifyAttempt(number, at, status, answer, "not acknowledged", duplicate)
-        return attempt
+def notify_record(attempt: CallbackAttempt) -> dict[str, Any]:
+    """One notification attempt as the admin views show it."""
+    return {
+        "attempt": attempt.attempt,
+        "at": attempt.at.isoformat(timespec="milliseconds"),
+        "status": attempt.status,
+        "answer": attempt.answer,
+        "error": attempt.error,
+        "acknowledged": attempt.acknowledged,
+        "duplicate": attempt.duplicate,
+    }

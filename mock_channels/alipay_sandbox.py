@@ -10,7 +10,6 @@ paid / closed trade, ACQ.TRADE_STATUS_ERROR for closing a trade that is not WAIT
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import random
 from typing import Any, TypeVar
@@ -39,7 +38,12 @@ from mock_channels.alipay_models import (
     first_issue,
     load_biz_content,
 )
-from mock_channels.alipay_notify import NotifyAttempt, NotifyJob, NotifySender
+from mock_channels.alipay_notify import (
+    ALIPAY_ACK,
+    ALIPAY_NOTIFY_DELAYS_S,
+    FORM_HEADERS,
+    notify_record,
+)
 from mock_channels.alipay_state import (
     PAID,
     App,
@@ -49,8 +53,9 @@ from mock_channels.alipay_state import (
     TradeStatus,
 )
 from mock_channels.alipay_store import AlipayStore
+from mock_channels.callbacks import CallbackAttempt, CallbackJob
+from mock_channels.common import SandboxCore
 from mock_channels.config import SandboxConfig
-from mock_channels.faults import FaultInjector, FaultPlan
 
 _Biz = TypeVar("_Biz", TradeCreate, TradeReference)
 
@@ -80,19 +85,14 @@ def _notify_id(now: dt.datetime) -> str:
     return now.astimezone(BEIJING).strftime("%Y%m%d") + "00222" + random_digits(21)
 
 
-class AlipaySandbox:
+class AlipaySandbox(SandboxCore):
     def __init__(self, config: SandboxConfig, rng: random.Random) -> None:
-        self.config = config
+        super().__init__(config, rng, callback_label="alipay notify")
         self.store = AlipayStore(config.state_dir)
         self.apps: dict[str, App] = {}
         self.trades = TradeBook()
-        self.faults = FaultInjector(rng)
-        self.notifier = NotifySender(
-            timeout_s=config.callback_timeout_s, time_scale=config.time_scale
-        )
         self._key: rsa.RSAPrivateKey | None = None
         self._apps_lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -102,15 +102,7 @@ class AlipaySandbox:
         self._key = await asyncio.to_thread(self.store.load_key)
         records = await asyncio.to_thread(self.store.load_apps)
         self.apps = {app.app_id: app for app in map(App.from_record, records)}
-        self.notifier.attach_session(session)
-
-    def release_hung_answers(self) -> None:
-        """Let answers held by a timeout fault go, so shutdown does not wait for them."""
-        self._stopping.set()
-
-    async def stop(self) -> None:
-        self.release_hung_answers()
-        await self.notifier.close()
+        self.callbacks.attach_session(session)
 
     @property
     def key(self) -> rsa.RSAPrivateKey:
@@ -121,18 +113,11 @@ class AlipaySandbox:
 
     # -- faults ----------------------------------------------------------------------------
 
-    async def faults_before_acting(self, plan: FaultPlan) -> None:
-        if plan.latency_ms:
-            await asyncio.sleep(plan.latency_ms / 1000)
-        if self.faults.strikes(plan.frequency_limit_rate):
-            raise errors.unavailable()
-        if self.faults.strikes(plan.error_rate):
-            raise errors.system_error()
+    def rate_limited(self) -> Exception:
+        return errors.unavailable()
 
-    async def hang(self) -> None:
-        """Hold an answer back longer than any client waits (until shutdown at the latest)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=self.config.hang_s)
+    def system_error(self) -> Exception:
+        return errors.system_error()
 
     # -- the OpenAPI -----------------------------------------------------------------------
 
@@ -326,14 +311,17 @@ class AlipaySandbox:
             return
         fields = trade.notification_fields(dt.datetime.now(dt.UTC))
 
-        def record(attempt: NotifyAttempt) -> None:
-            trade.notify_attempts.append(attempt.as_record())
+        def record(attempt: CallbackAttempt) -> None:
+            trade.notify_attempts.append(notify_record(attempt))
 
-        self.notifier.start(
-            NotifyJob(
+        self.callbacks.start(
+            CallbackJob(
                 url=trade.notify_url,
                 body_for=lambda: self.notification_body(trade, fields),
+                headers_for=lambda body: FORM_HEADERS,
                 record=record,
+                retry_delays_s=ALIPAY_NOTIFY_DELAYS_S,
+                acknowledgement=ALIPAY_ACK,
                 duplicate=plan.duplicate_callbacks,
             )
         )

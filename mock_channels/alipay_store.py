@@ -5,24 +5,13 @@ the same apps and signing with the same key. Blocking; called through ``asyncio.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mock_channels.alipay_crypto import generate_alipay_key, load_alipay_key, private_key_pem
-
-
-def _write_atomically(path: pathlib.Path, data: bytes, mode: int = 0o644) -> None:
-    """Write next to the target, then rename: a crash never leaves half a file behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+from mock_channels.common import write_atomically
 
 
 class AlipayStore:
@@ -40,7 +29,7 @@ class AlipayStore:
             return load_alipay_key(self._key_path.read_bytes())
         self.root.mkdir(parents=True, exist_ok=True)
         key = generate_alipay_key()
-        _write_atomically(self._key_path, private_key_pem(key), mode=0o600)
+        write_atomically(self._key_path, private_key_pem(key), mode=0o600)
         return key
 
     def load_apps(self) -> list[dict[str, Any]]:
@@ -51,4 +40,4 @@ class AlipayStore:
     def save_apps(self, records: list[dict[str, str]]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         data = json.dumps(records, indent=2, ensure_ascii=False).encode("utf-8")
-        _write_atomically(self._apps_path, data)
+        write_atomically(self._apps_path, data)

@@ -1,8 +1,9 @@
 """Callback delivery for the channel emulators: POST a notification to the merchant's URL,
-retry on the channel's schedule until a 2xx arrives, and record every attempt.
+retry on the channel's schedule until an answer acknowledges it, and record every attempt.
 
-Channel-neutral: the emulator supplies the body, a function that signs each send afresh, and
-the schedule. Deliveries run as background tasks on one shared ``aiohttp.ClientSession``.
+Channel-neutral: the emulator supplies the body, a function that signs each send afresh, the
+schedule, and what counts as an acknowledgement (any 2xx for WeChat Pay and Stripe).
+Deliveries run as background tasks on one shared ``aiohttp.ClientSession``.
 """
 
 from __future__ import annotations
@@ -56,29 +57,52 @@ class CallbackAttempt:
     attempt: int
     at: dt.datetime
     status: int | None
-    error: str | None
+    error: str | None  # None exactly when the answer acknowledged the callback
     duplicate: bool = False
+    # The start of the merchant's answer, when the channel judges it (Alipay); else None.
+    answer: str | None = None
 
     @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+    def acknowledged(self) -> bool:
+        return self.status is not None and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """When a channel counts a merchant's answer as acknowledging a callback."""
+
+    # ``(status, answer)`` to None if acknowledged, else the attempt's error text.
+    judge: Callable[[int, str | None], str | None]
+    # Bytes of the answer read, kept and judged; None: read in full, then dropped.
+    answer_bytes: int | None = None
+
+
+def _any_2xx(status: int, answer: str | None) -> str | None:
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+# WeChat Pay and Stripe: any 2xx acknowledges, whatever the body says.
+ANY_2XX = Acknowledgement(_any_2xx)
 
 
 @dataclass(frozen=True, slots=True)
 class CallbackJob:
     url: str
-    body: bytes
-    # Headers for one send of ``body`` (a fresh timestamp, nonce and signature each time).
+    # The body of one send (fixed, or built afresh per send, e.g. with that send's time).
+    body_for: Callable[[], bytes]
+    # Headers for one send of a body (a fresh timestamp, nonce and signature each time).
     headers_for: Callable[[bytes], Mapping[str, str]]
     record: Callable[[CallbackAttempt], None]
     retry_delays_s: Sequence[float]
+    acknowledgement: Acknowledgement = ANY_2XX
     duplicate: bool = False
 
 
 class CallbackSender:
-    def __init__(self, *, timeout_s: float, time_scale: float) -> None:
+    def __init__(self, *, timeout_s: float, time_scale: float, label: str = "callback") -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._time_scale = time_scale
+        self._label = label
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -107,28 +131,31 @@ class CallbackSender:
                 await asyncio.sleep(delay * self._time_scale)
             attempt = await self._send(job, number, duplicate=False)
             job.record(attempt)
-            if attempt.delivered:
+            if attempt.acknowledged:
                 if job.duplicate:
                     job.record(await self._send(job, number, duplicate=True))
                 return
-        logger.info("callback to %s given up after %d attempts", job.url, len(delays))
+        logger.info("%s to %s given up after %d attempts", self._label, job.url, len(delays))
 
     async def _send(self, job: CallbackJob, number: int, *, duplicate: bool) -> CallbackAttempt:
         if self._session is None:
-            raise RuntimeError("the callback sender has no HTTP session (app not started)")
+            raise RuntimeError(f"the {self._label} sender has no HTTP session (app not started)")
         at = dt.datetime.now(dt.UTC)
+        ack = job.acknowledgement
+        body = job.body_for()
+        answer: str | None = None
         try:
             async with self._session.post(
-                job.url,
-                data=job.body,
-                headers=dict(job.headers_for(job.body)),
-                timeout=self._timeout,
+                job.url, data=body, headers=dict(job.headers_for(body)), timeout=self._timeout
             ) as response:
-                await response.read()
+                if ack.answer_bytes is None:
+                    await response.read()
+                else:
+                    raw = await response.content.read(ack.answer_bytes)
+                    answer = raw.decode("utf-8", "replace")
                 status = response.status
         except TimeoutError:
             return CallbackAttempt(number, at, None, "timeout", duplicate)
         except aiohttp.ClientError as exc:
             return CallbackAttempt(number, at, None, f"{type(exc).__name__}: {exc}", duplicate)
-        error = None if 200 <= status < 300 else f"HTTP {status}"
-        return CallbackAttempt(number, at, status, error, duplicate)
+        return CallbackAttempt(number, at, status, ack.judge(status, answer), duplicate, answer)

@@ -7,36 +7,25 @@ Plain JSON, unauthenticated: it exists only in the sandbox. Errors keep Stripe's
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ValidationError
 
+from mock_channels.common import BodyParser, error_middleware
 from mock_channels.faults import FaultPlan
 from mock_channels.stripe_errors import StripeApiError, json_response
 from mock_channels.stripe_models import PayIntent, RegisterAccount, RollWebhookSecret
 from mock_channels.stripe_sandbox import STRIPE_SANDBOX
 
-_Body = TypeVar("_Body", bound=BaseModel)
+
+def _invalid_body(issues: list[dict[str, str]]) -> StripeApiError:
+    # Stripe names the first invalid parameter only.
+    param = issues[0]["field"] or None
+    return StripeApiError(400, f"{param}: {issues[0]['issue']}", param=param)
 
 
-async def _parse(request: web.Request, model: type[_Body]) -> _Body:
-    body = await request.read()
-    try:
-        return model.model_validate_json(body or b"{}")
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        param = ".".join(map(str, first["loc"])) or None
-        raise StripeApiError(400, f"{param}: {first['msg']}", param=param) from None
+_parse = BodyParser(_invalid_body, if_empty=b"{}")
 
 
-@web.middleware
-async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except StripeApiError as exc:
-        return exc.response()
+admin_errors = error_middleware(StripeApiError, StripeApiError.response)
 
 
 async def register_account(request: web.Request) -> web.Response:

@@ -18,11 +18,10 @@ Accounts persist in ``state_dir/stripe``; objects, events and keys are kept in m
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from mock_channels.callbacks import HTTP_SESSION
+from mock_channels.common import install_emulator
 from mock_channels.config import SandboxConfig
 from mock_channels.stripe_admin import build_admin_app
 from mock_channels.stripe_api import build_v1_app
@@ -34,19 +33,6 @@ ADMIN_PREFIX = "/sandbox/stripe"
 
 def setup_stripe(app: web.Application, config: SandboxConfig, rng: random.Random) -> None:
     """Add the Stripe emulator to ``app`` (whose ``HTTP_SESSION`` must be set up first)."""
-    sandbox = StripeSandbox(config, rng)
-    app[STRIPE_SANDBOX] = sandbox
-
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        await sandbox.start(app[HTTP_SESSION])
-        yield
-        await sandbox.stop()
-
-    async def release_hung_answers(app: web.Application) -> None:
-        # on_shutdown runs before the server waits for open handlers to finish.
-        sandbox.release_hung_answers()
-
-    app.cleanup_ctx.append(lifetime)
-    app.on_shutdown.append(release_hung_answers)
+    install_emulator(app, STRIPE_SANDBOX, StripeSandbox(config, rng))
     app.add_subapp(V1_PREFIX, build_v1_app())
     app.add_subapp(ADMIN_PREFIX, build_admin_app())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import datetime as dt
 import random
 import time
@@ -17,9 +16,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from mock_channels.callbacks import CallbackAttempt, CallbackJob, CallbackSender
+from mock_channels.callbacks import CallbackAttempt, CallbackJob
+from mock_channels.common import SandboxCore
 from mock_channels.config import SandboxConfig
-from mock_channels.faults import FaultInjector, FaultPlan
 from mock_channels.stripe_errors import (
     StripeApiError,
     api_error,
@@ -50,21 +49,16 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
 
 
-class StripeSandbox:
+class StripeSandbox(SandboxCore):
     def __init__(self, config: SandboxConfig, rng: random.Random) -> None:
-        self.config = config
+        super().__init__(config, rng)
         self.store = StripeStore(config.state_dir)
         self.accounts: dict[str, Account] = {}
         self.book = Book()
         self.payments = Payments(self.book, self.emit)
         # Stripe keeps keys 24 hours; the sandbox's clock runs time_scale times as fast.
         self.idempotency = IdempotencyKeys(ttl_s=max(KEY_TTL_S * config.time_scale, 1.0))
-        self.faults = FaultInjector(rng)
-        self.callbacks = CallbackSender(
-            timeout_s=config.callback_timeout_s, time_scale=config.time_scale
-        )
         self._accounts_lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -72,14 +66,6 @@ class StripeSandbox:
         records = await asyncio.to_thread(self.store.load_accounts)
         self.accounts = {a.account_id: a for a in map(Account.from_record, records)}
         self.callbacks.attach_session(session)
-
-    def release_hung_answers(self) -> None:
-        """Let answers held by a timeout fault go, so shutdown does not wait for them."""
-        self._stopping.set()
-
-    async def stop(self) -> None:
-        self.release_hung_answers()
-        await self.callbacks.close()
 
     # -- authentication --------------------------------------------------------------------
 
@@ -166,20 +152,14 @@ class StripeSandbox:
 
     # -- faults ----------------------------------------------------------------------------
 
-    async def faults_before_acting(self, plan: FaultPlan) -> None:
-        """Latency, then a 429 or 500 refused before the endpoint runs (so not saved for the
-        idempotency key: a repeat is executed)."""
-        if plan.latency_ms:
-            await asyncio.sleep(plan.latency_ms / 1000)
-        if self.faults.strikes(plan.frequency_limit_rate):
-            raise rate_limited()
-        if self.faults.strikes(plan.error_rate):
-            raise api_error()
+    # faults_before_acting (SandboxCore): latency, then a 429 or 500 refused before the
+    # endpoint runs (so not saved for the idempotency key: a repeat is executed).
 
-    async def hang(self) -> None:
-        """Hold an answer back longer than any client waits (until shutdown at the latest)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=self.config.hang_s)
+    def rate_limited(self) -> Exception:
+        return rate_limited()
+
+    def system_error(self) -> Exception:
+        return api_error()
 
     # -- the shopper (sandbox admin) -------------------------------------------------------
 
@@ -275,8 +255,10 @@ class StripeSandbox:
                     "duplicate": attempt.duplicate,
                 }
             )
-            if attempt.delivered:
+            if attempt.acknowledged:
                 event.delivered = True
+
+        body = orjson.dumps(event.to_api())
 
         def headers_for(body: bytes) -> dict[str, str]:
             # Signed afresh for each attempt, with the secrets valid at that moment.
@@ -287,7 +269,7 @@ class StripeSandbox:
         self.callbacks.start(
             CallbackJob(
                 url=account.webhook_url,
-                body=orjson.dumps(event.to_api()),
+                body_for=lambda: body,
                 headers_for=headers_for,
                 record=record,
                 retry_delays_s=STRIPE_RETRY_DELAYS_S,

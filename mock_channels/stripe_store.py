@@ -8,9 +8,10 @@ through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from typing import Any
+
+from mock_channels.common import write_atomically
 
 
 class StripeStore:
@@ -27,12 +28,5 @@ class StripeStore:
     def save_accounts(self, records: list[dict[str, Any]]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         data = json.dumps(records, indent=2).encode("utf-8")
-        # Write next to the target, then rename: a crash never leaves half a file. The file
-        # holds secret keys (sandbox keys, but keys): owner-only.
-        tmp = self._accounts_path.with_name(self._accounts_path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self._accounts_path)
+        # The file holds secret keys (sandbox keys, but keys): owner-only.
+        write_atomically(self._accounts_path, data, mode=0o600)

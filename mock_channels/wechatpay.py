@@ -8,11 +8,10 @@ and callback attempts are kept in memory and are gone after a restart.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from mock_channels.callbacks import HTTP_SESSION
+from mock_channels.common import install_emulator
 from mock_channels.config import SandboxConfig
 from mock_channels.wechatpay_admin import build_admin_app
 from mock_channels.wechatpay_api import build_v3_app
@@ -24,19 +23,6 @@ ADMIN_PREFIX = "/sandbox/wechatpay"
 
 def setup_wechatpay(app: web.Application, config: SandboxConfig, rng: random.Random) -> None:
     """Add the WeChat emulator to ``app`` (whose ``HTTP_SESSION`` must be set up first)."""
-    sandbox = WeChatPaySandbox(config, rng)
-    app[WECHATPAY_SANDBOX] = sandbox
-
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        await sandbox.start(app[HTTP_SESSION])
-        yield
-        await sandbox.stop()
-
-    async def release_hung_answers(app: web.Application) -> None:
-        # on_shutdown runs before the server waits for open handlers to finish.
-        sandbox.release_hung_answers()
-
-    app.cleanup_ctx.append(lifetime)
-    app.on_shutdown.append(release_hung_answers)
+    install_emulator(app, WECHATPAY_SANDBOX, WeChatPaySandbox(config, rng))
     app.add_subapp(V3_PREFIX, build_v3_app())
     app.add_subapp(ADMIN_PREFIX, build_admin_app())

@@ -6,42 +6,23 @@ Plain JSON, unsigned and unauthenticated: it exists only in the sandbox.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, TypeVar
-
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ValidationError
 
+from mock_channels.common import BodyParser, error_middleware, utc_now
 from mock_channels.faults import FaultPlan
 from mock_channels.wechatpay_errors import ApiError, json_response
 from mock_channels.wechatpay_models import PayOrder, RegisterMerchant
 from mock_channels.wechatpay_sandbox import WECHATPAY_SANDBOX
 
-_Body = TypeVar("_Body", bound=BaseModel)
+
+def _invalid_body(issues: list[dict[str, str]]) -> ApiError:
+    return ApiError(400, "PARAM_ERROR", "invalid request body", {"errors": issues})
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+_parse = BodyParser(_invalid_body)
 
 
-async def _parse(request: web.Request, model: type[_Body]) -> _Body:
-    try:
-        return model.model_validate_json(await request.read())
-    except ValidationError as exc:
-        errors: list[dict[str, Any]] = [
-            {"field": ".".join(map(str, e["loc"])), "issue": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        raise ApiError(400, "PARAM_ERROR", "invalid request body", {"errors": errors}) from None
-
-
-@web.middleware
-async def admin_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return json_response(exc.status, exc.payload())
+admin_errors = error_middleware(ApiError, lambda exc: json_response(exc.status, exc.payload()))
 
 
 async def register_merchant(request: web.Request) -> web.Response:
@@ -53,13 +34,15 @@ async def register_merchant(request: web.Request) -> web.Response:
 async def pay_order(request: web.Request) -> web.Response:
     body = await _parse(request, PayOrder)
     sandbox = request.config_dict[WECHATPAY_SANDBOX]
-    return json_response(200, sandbox.pay(request.match_info["out_trade_no"], body, _now()))
+    return json_response(200, sandbox.pay(request.match_info["out_trade_no"], body, utc_now()))
 
 
 async def get_order(request: web.Request) -> web.Response:
     mchid = request.query.get("mchid")
     sandbox = request.config_dict[WECHATPAY_SANDBOX]
-    return json_response(200, sandbox.order_view(mchid, request.match_info["out_trade_no"], _now()))
+    return json_response(
+        200, sandbox.order_view(mchid, request.match_info["out_trade_no"], utc_now())
+    )
 
 
 async def get_faults(request: web.Request) -> web.Response:

@@ -12,7 +12,6 @@ or already closed order, as WeChat does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import random
 import secrets
@@ -29,10 +28,9 @@ from mock_channels.callbacks import (
     WECHATPAY_RETRY_DELAYS_S,
     CallbackAttempt,
     CallbackJob,
-    CallbackSender,
 )
+from mock_channels.common import SandboxCore
 from mock_channels.config import SandboxConfig
-from mock_channels.faults import FaultInjector, FaultPlan
 from mock_channels.wechatpay_crypto import (
     AEAD_ALGORITHM,
     SIGNATURE_TYPE,
@@ -88,19 +86,14 @@ def _openid() -> str:
     return "o" + secrets.token_urlsafe(21)[:27]
 
 
-class WeChatPaySandbox:
+class WeChatPaySandbox(SandboxCore):
     def __init__(self, config: SandboxConfig, rng: random.Random) -> None:
-        self.config = config
+        super().__init__(config, rng)
         self.store = WeChatPayStore(config.state_dir)
         self.merchants: dict[str, Merchant] = {}
         self.orders = OrderBook()
-        self.faults = FaultInjector(rng)
-        self.callbacks = CallbackSender(
-            timeout_s=config.callback_timeout_s, time_scale=config.time_scale
-        )
         self._platform: PlatformIdentity | None = None
         self._merchants_lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -109,14 +102,6 @@ class WeChatPaySandbox:
         records = await asyncio.to_thread(self.store.load_merchants)
         self.merchants = {m.mchid: m for m in map(Merchant.from_record, records)}
         self.callbacks.attach_session(session)
-
-    def release_hung_answers(self) -> None:
-        """Let answers held by a timeout fault go, so shutdown does not wait for them."""
-        self._stopping.set()
-
-    async def stop(self) -> None:
-        self.release_hung_answers()
-        await self.callbacks.close()
 
     @property
     def platform(self) -> PlatformIdentity:
@@ -145,18 +130,11 @@ class WeChatPaySandbox:
 
     # -- faults ----------------------------------------------------------------------------
 
-    async def faults_before_acting(self, plan: FaultPlan) -> None:
-        if plan.latency_ms:
-            await asyncio.sleep(plan.latency_ms / 1000)
-        if self.faults.strikes(plan.frequency_limit_rate):
-            raise ApiError(429, "FREQUENCY_LIMITED", "频率超限，请降低请求接口频率")
-        if self.faults.strikes(plan.error_rate):
-            raise ApiError(500, "SYSTEM_ERROR", "系统异常，请用相同参数重新调用")
+    def rate_limited(self) -> Exception:
+        return ApiError(429, "FREQUENCY_LIMITED", "频率超限，请降低请求接口频率")
 
-    async def hang(self) -> None:
-        """Hold an answer back longer than any client waits (until shutdown at the latest)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=self.config.hang_s)
+    def system_error(self) -> Exception:
+        return ApiError(500, "SYSTEM_ERROR", "系统异常，请用相同参数重新调用")
 
     # -- the v3 API ------------------------------------------------------------------------
 
@@ -385,6 +363,8 @@ class WeChatPaySandbox:
             order.callbacks_lost += 1
             return
 
+        body = self.notification_body(merchant, order, now)
+
         def record(attempt: CallbackAttempt) -> None:
             order.callback_attempts.append(
                 {
@@ -399,7 +379,7 @@ class WeChatPaySandbox:
         self.callbacks.start(
             CallbackJob(
                 url=order.notify_url,
-                body=self.notification_body(merchant, order, now),
+                body_for=lambda: body,
                 headers_for=lambda body: {
                     "Content-Type": "application/json",
                     **self.signature_headers(body, merchant),

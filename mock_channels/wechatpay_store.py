@@ -9,26 +9,15 @@ and signing with the same key. The methods block; the sandbox calls them through
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from typing import Any
 
+from mock_channels.common import write_atomically
 from mock_channels.wechatpay_crypto import (
     PlatformIdentity,
     generate_platform_identity,
     load_platform_identity,
 )
-
-
-def _write_atomically(path: pathlib.Path, data: bytes, mode: int = 0o644) -> None:
-    """Write next to the target, then rename: a crash never leaves half a file behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class WeChatPayStore:
@@ -50,10 +39,10 @@ class WeChatPayStore:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         identity = generate_platform_identity()
-        _write_atomically(self._key_path, identity.private_key_pem(), mode=0o600)
-        _write_atomically(self._cert_path, identity.certificate_pem().encode("ascii"))
+        write_atomically(self._key_path, identity.private_key_pem(), mode=0o600)
+        write_atomically(self._cert_path, identity.certificate_pem().encode("ascii"))
         meta_out = {"public_key_id": identity.public_key_id, "serial_no": identity.serial_no}
-        _write_atomically(self._platform_path, json.dumps(meta_out, indent=2).encode("utf-8"))
+        write_atomically(self._platform_path, json.dumps(meta_out, indent=2).encode("utf-8"))
         return identity
 
     def load_merchants(self) -> list[dict[str, Any]]:
@@ -66,4 +55,4 @@ class WeChatPayStore:
         self.root.mkdir(parents=True, exist_ok=True)
         # The file holds APIv3 keys (sandbox keys, but keys): owner-only.
         data = json.dumps(records, indent=2, ensure_ascii=False).encode("utf-8")
-        _write_atomically(self._merchants_path, data, mode=0o600)
+        write_atomically(self._merchants_path, data, mode=0o600)
