@@ -9,15 +9,10 @@ way Alipay would not; its ``verify()`` checks the sandbox's notifications.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import queue
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
@@ -32,82 +27,20 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from channels.alipay import Alipay, AlipayConfig
 from channels.base import TradeState
 from channels.errors import CallbackRejected
-from mock_channels.app import SandboxConfig, create_app
+from tests.interop.harness import BackgroundSandbox, running_sandbox
 
 APP_ID = "2021000122671234"
 
 
-@dataclass
-class Delivery:
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class BackgroundSandbox:
-    """The sandbox plus a notify_url receiver answering ``success``, served from a thread."""
-
-    state_dir: Path
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    deliveries: queue.Queue[Delivery] = field(default_factory=queue.Queue)
-    base_url: str = ""
-    notify_url: str = ""
-    _runners: list[web.AppRunner] = field(default_factory=list)
-    _thread: threading.Thread | None = None
-
-    def _run(self, coro: Any) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout=30)
-
-    async def _serve(self, app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    async def _notify(self, request: web.Request) -> web.Response:
-        self.deliveries.put(Delivery(dict(request.headers), await request.read()))
-        return web.Response(text="success")
-
-    async def _start(self) -> None:
-        config = SandboxConfig(state_dir=self.state_dir, time_scale=0.001, seed=5)
-        self.base_url = await self._serve(create_app(config))
-        receiver = web.Application()
-        receiver.router.add_post("/callbacks/alipay/main", self._notify)
-        self.notify_url = await self._serve(receiver) + "/callbacks/alipay/main"
-
-    async def _stop(self) -> None:
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self._run(self._start())
-
-    def stop(self) -> None:
-        try:
-            self._run(self._stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            self.loop.close()
-
-    def admin(self, method: str, path: str, payload: Any = None) -> httpx.Response:
-        with httpx.Client(base_url=self.base_url, timeout=10) as client:
-            return client.request(method, path, json=payload)
-
-
 @pytest.fixture(scope="module")
 def background_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSandbox]:
-    sandbox = BackgroundSandbox(state_dir=tmp_path_factory.mktemp("alipay-sandbox"))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
+    with running_sandbox(
+        tmp_path_factory.mktemp("alipay-sandbox"),
+        route="/callbacks/alipay/main",
+        answer=lambda: web.Response(text="success"),
+        seed=5,
+    ) as sandbox:
+        yield sandbox
 
 
 def _pems(key: rsa.RSAPrivateKey) -> tuple[str, str]:

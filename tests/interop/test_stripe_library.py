@@ -9,15 +9,11 @@ Stripe's own helpers do, and payfront's ``parse_callback`` must accept them.
 
 from __future__ import annotations
 
-import asyncio
 import queue
-import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,86 +24,7 @@ from aiohttp import web
 
 from channels.base import CreateOrder, HttpResponse, TradeState
 from channels.stripe import STRIPE_VERSION, from_credentials
-from mock_channels.app import SandboxConfig, create_app
-
-
-@dataclass
-class Delivery:
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def event(self) -> dict[str, Any]:
-        return dict(orjson.loads(self.body))
-
-
-@dataclass
-class BackgroundSandbox:
-    """The sandbox plus a webhook receiver, served from a thread with its own loop."""
-
-    state_dir: Path
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    deliveries: dict[str, queue.Queue[Delivery]] = field(default_factory=dict)
-    base_url: str = ""
-    hooks_url: str = ""
-    _runners: list[web.AppRunner] = field(default_factory=list)
-    _thread: threading.Thread | None = None
-
-    def _run(self, coro: Any) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout=30)
-
-    async def _serve(self, app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        inbox = self.deliveries.setdefault(request.match_info["name"], queue.Queue())
-        inbox.put(Delivery(dict(request.headers), await request.read()))
-        return web.json_response({"received": True})
-
-    async def _start(self) -> None:
-        config = SandboxConfig(state_dir=self.state_dir, time_scale=0.001, seed=5, hang_s=10)
-        self.base_url = await self._serve(create_app(config))
-        receiver = web.Application()
-        receiver.router.add_post("/hooks/{name}", self._hook)
-        self.hooks_url = await self._serve(receiver) + "/hooks"
-
-    async def _stop(self) -> None:
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self._run(self._start())
-
-    def stop(self) -> None:
-        try:
-            self._run(self._stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            self.loop.close()
-
-    def admin(self, method: str, path: str, payload: Any = None) -> httpx.Response:
-        with httpx.Client(base_url=self.base_url, timeout=10) as client:
-            return client.request(method, path, json=payload)
-
-    def inbox(self, name: str) -> queue.Queue[Delivery]:
-        return self.deliveries.setdefault(name, queue.Queue())
-
-    def next_event(self, name: str, event_type: str, timeout: float = 5) -> Delivery:
-        while True:
-            delivery = self.inbox(name).get(timeout=timeout)
-            if delivery.event["type"] == event_type:
-                return delivery
+from tests.interop.harness import BackgroundSandbox, running_sandbox
 
 
 @dataclass
@@ -120,10 +37,14 @@ class Account:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSandbox]:
-    background = BackgroundSandbox(state_dir=tmp_path_factory.mktemp("stripe-sandbox"))
-    background.start()
-    yield background
-    background.stop()
+    with running_sandbox(
+        tmp_path_factory.mktemp("stripe-sandbox"),
+        route="/hooks/{name}",
+        answer=lambda: web.json_response({"received": True}),
+        seed=5,
+        hang_s=10,
+    ) as background:
+        yield background
 
 
 @pytest.fixture
@@ -131,7 +52,7 @@ def account(sandbox: BackgroundSandbox) -> Account:
     """A fresh account per test, with its own webhook inbox."""
     name = uuid.uuid4().hex[:8]
     answer = sandbox.admin(
-        "POST", "/sandbox/stripe/accounts", {"webhook_url": f"{sandbox.hooks_url}/{name}"}
+        "POST", "/sandbox/stripe/accounts", {"webhook_url": f"{sandbox.notify_url}/{name}"}
     )
     assert answer.status_code == 200, answer.text
     registered = answer.json()

@@ -8,19 +8,14 @@ WeChat would not.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import queue
 import secrets
-import threading
 from collections.abc import Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 from cryptography import x509
@@ -29,80 +24,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from wechatpayv3 import WeChatPay, WeChatPayType
 
-from mock_channels.app import SandboxConfig, create_app
-
-
-@dataclass
-class Delivery:
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class BackgroundSandbox:
-    """The sandbox plus a notify_url receiver, served from a thread with its own loop."""
-
-    state_dir: Path
-    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    deliveries: queue.Queue[Delivery] = field(default_factory=queue.Queue)
-    base_url: str = ""
-    notify_url: str = ""
-    _runners: list[web.AppRunner] = field(default_factory=list)
-    _thread: threading.Thread | None = None
-
-    def _run(self, coro: Any) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout=30)
-
-    async def _serve(self, app: web.Application) -> str:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
-
-    async def _notify(self, request: web.Request) -> web.Response:
-        self.deliveries.put(Delivery(dict(request.headers), await request.read()))
-        return web.Response(status=204)
-
-    async def _start(self) -> None:
-        config = SandboxConfig(state_dir=self.state_dir, time_scale=0.001, seed=3)
-        self.base_url = await self._serve(create_app(config))
-        receiver = web.Application()
-        receiver.router.add_post("/callbacks/wechatpay/main", self._notify)
-        self.notify_url = await self._serve(receiver) + "/callbacks/wechatpay/main"
-
-    async def _stop(self) -> None:
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self._run(self._start())
-
-    def stop(self) -> None:
-        try:
-            self._run(self._stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            self.loop.close()
-
-    def admin(self, method: str, path: str, payload: Any = None) -> httpx.Response:
-        with httpx.Client(base_url=self.base_url, timeout=10) as client:
-            return client.request(method, path, json=payload)
+from tests.interop.harness import BackgroundSandbox, running_sandbox
 
 
 @pytest.fixture(scope="module")
 def background_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundSandbox]:
-    sandbox = BackgroundSandbox(state_dir=tmp_path_factory.mktemp("wechat-sandbox"))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
+    with running_sandbox(
+        tmp_path_factory.mktemp("wechat-sandbox"),
+        route="/callbacks/wechatpay/main",
+        answer=lambda: web.Response(status=204),
+        seed=3,
+    ) as sandbox:
+        yield sandbox
 
 
 @dataclass
