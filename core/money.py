@@ -21,10 +21,6 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 MAX_AMOUNT_MINOR = 10**13
 
 
-def is_supported_currency(currency: str) -> bool:
-    return currency in CURRENCY_EXPONENTS
-
-
 def to_major_string(amount_minor: int, currency: str) -> str:
     """``(1234, "CNY") -> "12.34"``: exact, no float."""
     exponent = CURRENCY_EXPONENTS[currency]
