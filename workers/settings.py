@@ -101,6 +101,9 @@ class WorkerPools:
         """
         for worker in self.workers:
             worker.allow_pick_jobs = False
+        # Let a poll iteration that was already picking jobs finish (it holds a Redis
+        # pipeline); afterwards the poll loop only sleeps, where cancelling it is clean.
+        await asyncio.sleep(self._settings.worker_poll_delay_s * 2 + 0.05)
         running = [task for worker in self.workers for task in worker.tasks.values()]
         if running:
             await asyncio.wait(running, timeout=grace_s)
