@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 
@@ -42,6 +42,10 @@ class CreateOrder:
     method: str
     expires_at: datetime | None = None
     attach: str | None = None
+    # The shopper's id at the channel, for in-app methods (WeChat JSAPI: the openid).
+    payer_id: str | None = None
+    # The shopper's IP address, for methods that want it (WeChat H5).
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +83,91 @@ class TradeStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateRefund:
+    """What payfront asks a channel to refund, out of one paid order.
+
+    ``out_refund_no`` is payfront's refund number: stable across retries, so a repeated
+    refund call is recognised by the channel as the same refund (WeChat ``out_refund_no``,
+    Alipay ``out_request_no``, Stripe's ``Idempotency-Key`` and ``metadata``).
+    """
+
+    out_refund_no: str
+    out_trade_no: str
+    refund_minor: int
+    # The pay order's whole amount (WeChat wants it with every refund).
+    total_minor: int
+    currency: str
+    notify_url: str
+    channel_trade_no: str | None = None
+    reason: str | None = None
+
+
+class RefundState(enum.StrEnum):
+    """A channel's view of one refund, normalised."""
+
+    PROCESSING = "processing"  # accepted; the money has not moved yet
+    SUCCEEDED = "succeeded"  # the money went back to the shopper
+    FAILED = "failed"  # the channel gave up (closed, abnormal, failed, canceled): no money moved
+
+
+@dataclass(frozen=True, slots=True)
+class RefundStatus:
+    """A refund as the channel reports it (refund answer, refund query or refund callback)."""
+
+    out_refund_no: str
+    state: RefundState
+    channel_state: str
+    out_trade_no: str | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    channel_refund_no: str | None = None
+    succeeded_at: datetime | None = None
+    failure_reason: str | None = None
+
+
+class StatementLineKind(enum.StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One line of a channel's statement (bill) for one day, normalised. Amounts are minor
+    units, always positive; ``kind`` says which way the money went."""
+
+    kind: StatementLineKind
+    out_trade_no: str
+    amount_minor: int
+    currency: str
+    fee_minor: int
+    occurred_at: datetime
+    channel_state: str
+    channel_trade_no: str | None = None
+    out_refund_no: str | None = None
+    channel_refund_no: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementPage:
+    """One step of fetching a statement: the lines it gave, and the request for the next step
+    (a download URL, the next page) with what parsing its answer needs (e.g. the file's
+    expected hash); ``next_request`` None means the statement is complete."""
+
+    lines: tuple[StatementLine, ...] = ()
+    next_request: HttpRequest | None = None
+    cursor: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelEvent:
-    """A verified, decrypted callback, normalised."""
+    """A verified, decrypted callback, normalised: about a payment (``trade``) or about a
+    refund (``refund``); exactly one of the two is set."""
 
     event_id: str
     event_type: str
-    trade: TradeStatus
+    trade: TradeStatus | None
     raw: Mapping[str, object] = field(default_factory=dict)
+    refund: RefundStatus | None = None
 
 
 class Channel(Protocol):
@@ -129,6 +211,47 @@ class Channel(Protocol):
 
     def parse_close(self, response: HttpResponse, *, now: datetime) -> None:
         """Verify a close answer; raise a ``ChannelError`` unless the order is closed."""
+        ...
+
+    def build_refund(self, refund: CreateRefund, *, now: datetime) -> HttpRequest:
+        """Build and sign a refund of part or all of one paid order. The same refund must give
+        identical parameters every time (the channel's own refund idempotency)."""
+        ...
+
+    def parse_refund(self, response: HttpResponse, *, now: datetime) -> RefundStatus:
+        """Verify a refund answer and return the refund as accepted (often still
+        ``PROCESSING``); raise a classified ``ChannelError`` when it was not accepted."""
+        ...
+
+    def build_refund_query(
+        self,
+        out_refund_no: str,
+        *,
+        out_trade_no: str,
+        channel_trade_no: str | None = None,
+        channel_refund_no: str | None = None,
+        now: datetime,
+    ) -> HttpRequest:
+        """Build and sign a query of one refund by payfront's refund number (channels that
+        only know their own ids use the channel ids given)."""
+        ...
+
+    def parse_refund_query(
+        self, response: HttpResponse, *, out_refund_no: str, now: datetime
+    ) -> RefundStatus:
+        """Verify and parse a refund query answer (``ChannelOrderNotFound`` if the channel has
+        no such refund)."""
+        ...
+
+    def build_statement(self, day: date, *, now: datetime) -> HttpRequest:
+        """Build and sign the first request for the account's statement of ``day`` (the
+        channel's own calendar day)."""
+        ...
+
+    def parse_statement(
+        self, response: HttpResponse, *, cursor: Mapping[str, str], now: datetime
+    ) -> StatementPage:
+        """Verify and parse one step of a statement; ``cursor`` is the previous page's."""
         ...
 
     def parse_callback(

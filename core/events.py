@@ -1,4 +1,8 @@
-"""Merchant-facing events: recorded with the state change that causes them, owed via outbox."""
+"""Merchant-facing events: recorded with the state change that causes them, owed via outbox.
+
+Each event owes a merchant notification (``notify``); an event that moves money also owes
+one ledger posting (``post_entry``), made later in its own transaction (core.ledger).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,19 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import ids
-from core.store.tables import events, outbox, pay_orders, trade_orders
-from core.views import iso, payment_object
+from core.store.tables import events, outbox, pay_orders, refund_orders, trade_orders
+from core.views import iso, payment_object, refund_object
 
 NOTIFY_JOB = "notify"
+POST_ENTRY_JOB = "post_entry"
+# The event types after which money has moved, each posted to the ledger exactly once.
+MONEY_EVENTS = frozenset({"payment.succeeded", "refund.succeeded"})
 
 
 async def record_payment_event(
     conn: AsyncConnection, event_type: str, pay_no: str, *, now: datetime
 ) -> str:
-    """Insert the event and its outbox row in the caller's transaction; return the event id."""
+    """Insert the event and its outbox rows in the caller's transaction; return the event id."""
     row = (
         await conn.execute(
             sa.select(pay_orders, trade_orders.c.merchant_order_no, trade_orders.c.metadata)
@@ -26,26 +33,73 @@ async def record_payment_event(
             .where(pay_orders.c.pay_no == pay_no)
         )
     ).one()
+    return await _record(
+        conn,
+        event_type,
+        merchant_id=row.merchant_id,
+        livemode=row.livemode,
+        data=payment_object(row, row),
+        pay_no=pay_no,
+        refund_no=None,
+        now=now,
+    )
+
+
+async def record_refund_event(
+    conn: AsyncConnection, event_type: str, refund_no: str, *, now: datetime
+) -> str:
+    """The same for a refund (``refund.succeeded``, ``refund.failed``)."""
+    row = (
+        await conn.execute(sa.select(refund_orders).where(refund_orders.c.refund_no == refund_no))
+    ).one()
+    return await _record(
+        conn,
+        event_type,
+        merchant_id=row.merchant_id,
+        livemode=row.livemode,
+        data=refund_object(row),
+        pay_no=row.pay_no,
+        refund_no=refund_no,
+        now=now,
+    )
+
+
+async def _record(
+    conn: AsyncConnection,
+    event_type: str,
+    *,
+    merchant_id: str,
+    livemode: bool,
+    data: dict[str, Any],
+    pay_no: str | None,
+    refund_no: str | None,
+    now: datetime,
+) -> str:
     event_id = ids.new_event_id()
     payload: dict[str, Any] = {
         "id": event_id,
         "object": "event",
         "type": event_type,
         "created_at": iso(now),
-        "livemode": row.livemode,
-        "data": {"object": payment_object(row, row)},
+        "livemode": livemode,
+        "data": {"object": data},
     }
     await conn.execute(
         events.insert().values(
             id=event_id,
-            merchant_id=row.merchant_id,
+            merchant_id=merchant_id,
             type=event_type,
             pay_no=pay_no,
+            refund_no=refund_no,
             payload=payload,
             created_at=now,
         )
     )
+    owed = [NOTIFY_JOB]
+    if event_type in MONEY_EVENTS:
+        owed.append(POST_ENTRY_JOB)
     await conn.execute(
-        outbox.insert().values(kind=NOTIFY_JOB, ref=event_id, status="pending", created_at=now)
+        outbox.insert(),
+        [{"kind": kind, "ref": event_id, "status": "pending", "created_at": now} for kind in owed],
     )
     return event_id

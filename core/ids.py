@@ -27,6 +27,11 @@ def new_pay_no() -> str:
     return _sortable("pay")
 
 
+def new_refund_no() -> str:
+    """``rfd…``: 25 characters, also the channel's out_refund_no / out_request_no."""
+    return _sortable("rfd")
+
+
 def new_trade_no() -> str:
     return _sortable("trd")
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from core.states import PayStatus
+from core.states import PayStatus, RefundStatus
 from core.store.db import Database
-from core.store.tables import outbox, pay_orders, webhook_deliveries
+from core.store.tables import outbox, pay_orders, refund_orders, webhook_deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +17,7 @@ class OwedWork:
     outbox: list[tuple[str, str]]  # (kind, ref)
     deliveries: list[tuple[int, int]]  # (delivery id, attempt number due)
     checks: list[str]  # pay_no of orders to ask the channel about
+    refund_checks: list[str]  # refund_no of refunds to ask the channel about
 
 
 async def owed_work(
@@ -27,9 +28,10 @@ async def owed_work(
     check_every: timedelta,
     limit: int = 1000,
 ) -> OwedWork:
-    """Outbox rows still pending after ``grace``, webhook deliveries that are due, and orders
-    awaiting payment to ask the channel about: expired ones, and ones with no news for
-    ``check_after`` (a lost callback) not asked in the last ``check_every``."""
+    """Outbox rows still pending after ``grace``, webhook deliveries that are due, orders
+    awaiting payment to ask the channel about (expired ones, and ones with no news for
+    ``check_after`` — a lost callback — not asked in the last ``check_every``), and refunds
+    sent but not finished, on the same clock."""
     now = datetime.now(UTC)
     async with db.read() as conn:
         rows = (
@@ -72,10 +74,27 @@ async def owed_work(
             )
         ).scalars()
         checked = list(checks)
+        refund_checks = (
+            await conn.execute(
+                sa.select(refund_orders.c.refund_no)
+                .where(
+                    refund_orders.c.status.in_((RefundStatus.SUBMITTING, RefundStatus.PROCESSING)),
+                    refund_orders.c.updated_at <= now - check_after,
+                    sa.or_(
+                        refund_orders.c.checked_at.is_(None),
+                        refund_orders.c.checked_at <= now - check_every,
+                    ),
+                )
+                .order_by(refund_orders.c.updated_at)
+                .limit(limit)
+            )
+        ).scalars()
+        refunds = list(refund_checks)
     return OwedWork(
         outbox=[(row.kind, row.ref) for row in rows],
         deliveries=[(row.id, row.attempts + 1) for row in due],
         checks=checked,
+        refund_checks=refunds,
     )
 
 

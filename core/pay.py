@@ -7,17 +7,16 @@ is safe to run twice (jobs and callbacks are delivered at least once).
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import context
-from core.errors import StaleState
+from core.anomalies import record_anomaly
 from core.events import record_payment_event
 from core.payments import PREPAY_JOB
 from core.states import (
@@ -30,11 +29,9 @@ from core.states import (
     next_pay_status,
     next_trade_status,
 )
-from core.store.cas import compare_and_set
+from core.store.cas import again_if_stale, compare_and_set
 from core.store.db import Database
-from core.store.tables import anomalies, outbox, pay_orders, trade_orders
-
-T = TypeVar("T")
+from core.store.tables import outbox, pay_orders, trade_orders
 
 EVENT_FOR_STATUS = {
     PayStatus.PAID: "payment.succeeded",
@@ -121,21 +118,8 @@ class PrepayStart(enum.Enum):
     NOTHING_TO_DO = "nothing_to_do"
 
 
-async def _again_if_stale(work: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
-    """Run ``work`` (one transaction that reads, decides and compare-and-sets) again when a
-    concurrent writer moved the row between its read and its write: the next run reads the
-    new state and decides anew (usually: nothing left to do)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await work()
-        except StaleState:
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
-
-
 async def start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any] | None]:
-    return await _again_if_stale(lambda: _start_prepay(db, pay_no))
+    return await again_if_stale(lambda: _start_prepay(db, pay_no))
 
 
 async def _start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any] | None]:
@@ -159,7 +143,7 @@ async def _start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any
 
 
 async def _apply(db: Database, pay_no: str, event: PayEvent, **values: Any) -> Moved | None:
-    return await _again_if_stale(lambda: _apply_once(db, pay_no, event, **values))
+    return await again_if_stale(lambda: _apply_once(db, pay_no, event, **values))
 
 
 async def _apply_once(db: Database, pay_no: str, event: PayEvent, **values: Any) -> Moved | None:
@@ -235,7 +219,7 @@ async def apply_payment(db: Database, report: PaymentReport) -> tuple[ApplyOutco
     """Mark the order paid after cross-checking the report against it (see
     ``_apply_payment_once``); a concurrent change (a duplicate callback, a query) makes it
     decide again on the new state, so duplicates end as DUPLICATE, not as an error."""
-    return await _again_if_stale(lambda: _apply_payment_once(db, report))
+    return await again_if_stale(lambda: _apply_payment_once(db, report))
 
 
 async def _apply_payment_once(
@@ -308,18 +292,4 @@ async def _record_anomaly(
         "reported_currency": report.currency,
         "channel_trade_no": report.channel_trade_no,
     }
-    exists = (
-        await conn.execute(
-            sa.select(anomalies.c.id).where(
-                anomalies.c.pay_no == pay_no,
-                anomalies.c.kind == kind,
-                anomalies.c.source_id == report.source_id,
-            )
-        )
-    ).first()
-    if exists is None:
-        await conn.execute(
-            anomalies.insert().values(
-                pay_no=pay_no, kind=kind, source_id=report.source_id, detail=detail, created_at=now
-            )
-        )
+    await record_anomaly(conn, pay_no, kind, report.source_id, detail, now)

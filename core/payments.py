@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,11 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core import context, ids
-from core.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
+from core.errors import Conflict, InvalidRequest, NotFound
+from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
 from core.states import PayStatus, TradeStatus
 from core.store.db import Database
-from core.store.tables import channel_accounts, idempotency_keys, outbox, pay_orders, trade_orders
+from core.store.tables import channel_accounts, outbox, pay_orders, trade_orders
 from core.views import payment_object, token_object
 
 PREPAY_JOB = "prepay"
@@ -37,12 +37,6 @@ class NewPayment:
 
 
 @dataclass(frozen=True, slots=True)
-class IdempotencyClaim:
-    key: str
-    request_hash: str
-
-
-@dataclass(frozen=True, slots=True)
 class CreatedPayment:
     status: int
     body: bytes
@@ -50,32 +44,14 @@ class CreatedPayment:
     pay_no: str
 
 
-def request_fingerprint(body: bytes) -> str:
-    """Idempotency compares requests by the SHA-256 of their canonical JSON."""
-    try:
-        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONDecodeError:
-        canonical = body
-    return hashlib.sha256(canonical).hexdigest()
-
-
 def _replay(
     conn: sa.Connection, merchant_id: str, claim: IdempotencyClaim
 ) -> CreatedPayment | None:
-    row = conn.execute(
-        sa.select(idempotency_keys).where(
-            idempotency_keys.c.merchant_id == merchant_id,
-            idempotency_keys.c.key == claim.key,
-        )
-    ).first()
-    if row is None:
+    answer = stored_answer(conn, merchant_id, claim)
+    if answer is None:
         return None
-    if row.request_hash != claim.request_hash:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used with a different request body", param="Idempotency-Key"
-        )
-    body = row.response_body.encode()
-    return CreatedPayment(row.response_status, body, True, orjson.loads(body).get("pay_no", ""))
+    pay_no = orjson.loads(answer.body).get("pay_no", "")
+    return CreatedPayment(answer.status, answer.body, True, pay_no)
 
 
 async def find_channel_account(db: Database, merchant_id: str, channel: str) -> str:
@@ -191,6 +167,7 @@ def _write_payment(
         "trace_id": trace_id,
         "created_at": now,
         "updated_at": now,
+        "refunded_minor": 0,
     }
     # insert() with parameters compiles once per process; .values(**row) would build and
     # compile a new statement for every payment.
@@ -201,17 +178,7 @@ def _write_payment(
     )
     body = orjson.dumps(payment_object(_AsRow(pay), _AsRow(trade)))
     if claim is not None:
-        conn.execute(
-            idempotency_keys.insert(),
-            {
-                "merchant_id": merchant.merchant_id,
-                "key": claim.key,
-                "request_hash": claim.request_hash,
-                "response_status": 201,
-                "response_body": body.decode(),
-                "created_at": now,
-            },
-        )
+        remember(conn, merchant.merchant_id, claim, StoredAnswer(201, body), now)
     return CreatedPayment(201, body, False, pay_no)
 
 

@@ -72,6 +72,35 @@ TRADE_EVENT_FOR_PAY: Mapping[PayStatus, TradeEvent] = {
 }
 
 
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"  # written by the merchant API; the refund job is owed
+    SUBMITTING = "submitting"  # a worker is (or was) sending it: the channel may have it
+    PROCESSING = "processing"  # the channel accepted it; the money has not moved yet
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the channel refused or gave up: no money moved, the amount is free again
+
+
+class RefundEvent(enum.StrEnum):
+    SUBMIT = "submit"
+    ACCEPTED = "accepted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+REFUND_TRANSITIONS: Mapping[tuple[RefundStatus, RefundEvent], RefundStatus] = {
+    (RefundStatus.PENDING, RefundEvent.SUBMIT): RefundStatus.SUBMITTING,
+    (RefundStatus.SUBMITTING, RefundEvent.ACCEPTED): RefundStatus.PROCESSING,
+    # Some channels refund at once (Alipay, Stripe cards); a query or callback may also
+    # report the end before the submit's own answer is read.
+    (RefundStatus.SUBMITTING, RefundEvent.SUCCEEDED): RefundStatus.SUCCEEDED,
+    (RefundStatus.PROCESSING, RefundEvent.SUCCEEDED): RefundStatus.SUCCEEDED,
+    (RefundStatus.SUBMITTING, RefundEvent.FAILED): RefundStatus.FAILED,
+    (RefundStatus.PROCESSING, RefundEvent.FAILED): RefundStatus.FAILED,
+}
+
+REFUND_TERMINAL = frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED})
+
+
 class IllegalTransition(Exception):
     def __init__(self, machine: str, state: str, event: str) -> None:
         super().__init__(f"{machine}: no transition from {state!r} on {event!r}")
@@ -91,3 +120,10 @@ def next_trade_status(status: TradeStatus, event: TradeEvent) -> TradeStatus:
         return TRADE_TRANSITIONS[(status, event)]
     except KeyError:
         raise IllegalTransition("trade_order", status, event) from None
+
+
+def next_refund_status(status: RefundStatus, event: RefundEvent) -> RefundStatus:
+    try:
+        return REFUND_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition("refund_order", status, event) from None

@@ -14,7 +14,7 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _failure(pay: Row[Any]) -> dict[str, str] | None:
+def _failure(pay: Any) -> dict[str, str] | None:
     if pay.failure_code is None:
         return None
     return {"code": pay.failure_code, "message": pay.failure_message or ""}
@@ -40,7 +40,30 @@ def payment_object(pay: Any, trade: Any) -> dict[str, Any]:
         "expires_at": iso(pay.expires_at),
         "created_at": iso(pay.created_at),
         "paid_at": iso(pay.paid_at),
+        # Refunds succeeded or still in progress (failed ones give their amount back).
+        "amount_refunded": pay.refunded_minor,
         "livemode": pay.livemode,
+    }
+
+
+def refund_object(refund: Any) -> dict[str, Any]:
+    """A refund, as merchants see it (``GET /v1/refunds/{refund_no}``)."""
+    return {
+        "object": "refund",
+        "refund_no": refund.refund_no,
+        "pay_no": refund.pay_no,
+        "trade_no": refund.trade_no,
+        "merchant_refund_no": refund.merchant_refund_no,
+        "status": refund.status,
+        "amount": refund.amount_minor,
+        "currency": refund.currency,
+        "channel": refund.channel,
+        "reason": refund.reason,
+        "metadata": refund.metadata,
+        "failure": _failure(refund),
+        "created_at": iso(refund.created_at),
+        "succeeded_at": iso(refund.succeeded_at),
+        "livemode": refund.livemode,
     }
 
 

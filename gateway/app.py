@@ -20,6 +20,7 @@ from gateway import (
     routes_callbacks,
     routes_health,
     routes_payments,
+    routes_refunds,
     routes_webhooks,
 )
 from gateway.errors import request_context
@@ -33,6 +34,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[metrics.measure, request_context], client_max_size=settings.max_body_bytes
     )
     app.add_routes(routes_payments.routes)
+    app.add_routes(routes_refunds.routes)
     app.add_routes(routes_callbacks.routes)
     app.add_routes(routes_health.routes)
     app.add_routes(routes_webhooks.routes)

@@ -14,7 +14,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from core.settings import Settings
 from gateway import openapi_models as m
 from gateway.openapi_page import render_page
-from gateway.schemas import PaymentCreate, WebhookEndpointCreate
+from gateway.schemas import PaymentCreate, RefundCreate, WebhookEndpointCreate
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -22,7 +22,10 @@ JSON = "application/json"
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (PaymentCreate, "validation"),
     (WebhookEndpointCreate, "validation"),
+    (RefundCreate, "validation"),
     (m.Payment, "serialization"),
+    (m.Refund, "serialization"),
+    (m.RefundList, "serialization"),
     (m.Token, "serialization"),
     (m.WebhookEndpoint, "serialization"),
     (m.Error, "serialization"),
@@ -44,6 +47,11 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
         ("method_not_supported", "invalid_request_error", "the channel has no such method"),
         ("currency_not_supported", "invalid_request_error", "the channel refuses the currency"),
         ("channel_not_configured", "invalid_request_error", "no enabled account of the channel"),
+        (
+            "amount_exceeds_refundable",
+            "invalid_request_error",
+            "the refund is more than what is left to refund",
+        ),
     ],
     401: [("invalid_api_key", "authentication_error", "missing or unknown API key")],
     404: [
@@ -55,6 +63,9 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
     409: [
         ("merchant_order_no_taken", "conflict_error", "the merchant order number was used before"),
         ("idempotency_key_in_use", "idempotency_error", "the same key is still in flight"),
+        ("payment_not_refundable", "conflict_error", "the payment is not paid"),
+        ("payment_fully_refunded", "conflict_error", "nothing is left to refund"),
+        ("merchant_refund_no_taken", "conflict_error", "the merchant refund number was used"),
     ],
     413: [("body_too_large", "invalid_request_error", "the body is over the size limit")],
     422: [("idempotency_key_reused", "idempotency_error", "same key, different body")],
@@ -180,6 +191,76 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 "parameters": [_path("pay_no", "The payment's number"), _TRACE],
                 "responses": {
                     "200": _ok("The payment", "Payment"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
+        },
+        "/v1/payments/{pay_no}/refunds": {
+            "post": {
+                "operationId": "createRefund",
+                "summary": "Refund a paid payment, in part or in full",
+                "description": "Answers `201` with the refund (`status: pending`) after one "
+                "database transaction; the channel call happens in a worker and ends in "
+                "`refund.succeeded` or `refund.failed`. Refunds of one payment never add up "
+                "to more than was paid, even when asked for at the same time. "
+                "`Idempotency-Key` as for payments.",
+                "tags": ["refunds"],
+                "security": _MERCHANT,
+                "parameters": [
+                    _path("pay_no", "The payment's number"),
+                    {"$ref": "#/components/parameters/Idempotency-Key"},
+                    _TRACE,
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("RefundCreate")}},
+                },
+                "responses": {
+                    "201": _ok(
+                        "The refund, created; or the first answer to this `Idempotency-Key`, "
+                        "replayed",
+                        "Refund",
+                        "Idempotent-Replayed",
+                    ),
+                    **_errors(
+                        400,
+                        401,
+                        404,
+                        409,
+                        422,
+                        429,
+                        *_COMMON,
+                        s404={"resource_missing", "route_not_found"},
+                        s409={
+                            "payment_not_refundable",
+                            "payment_fully_refunded",
+                            "merchant_refund_no_taken",
+                            "idempotency_key_in_use",
+                        },
+                    ),
+                },
+            },
+            "get": {
+                "operationId": "listRefunds",
+                "summary": "List a payment's refunds, oldest first",
+                "tags": ["refunds"],
+                "security": _MERCHANT,
+                "parameters": [_path("pay_no", "The payment's number"), _TRACE],
+                "responses": {
+                    "200": _ok("The refunds", "RefundList"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            },
+        },
+        "/v1/refunds/{refund_no}": {
+            "get": {
+                "operationId": "getRefund",
+                "summary": "Read one of your refunds",
+                "tags": ["refunds"],
+                "security": _MERCHANT,
+                "parameters": [_path("refund_no", "The refund's number"), _TRACE],
+                "responses": {
+                    "200": _ok("The refund", "Refund"),
                     **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
                 },
             }
@@ -357,6 +438,8 @@ def _webhooks() -> dict[str, Any]:
         "payment.succeeded": "The payment is paid.",
         "payment.failed": "The channel refused the order (`status: prepay_failed`).",
         "payment.closed": "Expired unpaid, closed at the channel (`status: closed`).",
+        "refund.succeeded": "The refund reached the shopper (`data.object` is the refund).",
+        "refund.failed": "The channel refused or gave up the refund; no money moved.",
     }
     return {
         event_type: {
@@ -402,6 +485,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "servers": [{"url": settings.public_base_url}],
         "tags": [
             {"name": "payments"},
+            {"name": "refunds"},
             {"name": "tokens"},
             {"name": "webhooks"},
             {"name": "channels"},

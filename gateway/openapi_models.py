@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.states import PayStatus
+from core.states import PayStatus, RefundStatus
 
 # Answers are held to exactly these fields: a new field must be documented here first.
 _EXACT = ConfigDict(extra="forbid")
@@ -112,7 +112,45 @@ class Payment(BaseModel):
     expires_at: datetime
     created_at: datetime
     paid_at: datetime | None
+    amount_refunded: int = Field(
+        description="Sum of this payment's refunds that succeeded or are in progress"
+    )
     livemode: bool
+
+
+class Refund(BaseModel):
+    """A refund as its merchant sees it (``core.views.refund_object``)."""
+
+    model_config = _EXACT
+
+    object: Literal["refund"]
+    refund_no: str = Field(
+        description="payfront's refund number, also the channel's out_refund_no",
+        examples=["rfd..."],
+    )
+    pay_no: str
+    trade_no: str
+    merchant_refund_no: str | None
+    status: RefundStatus = Field(
+        description="`pending` → `submitting` → `processing` → `succeeded`; or `failed` "
+        "(the amount can be refunded again)"
+    )
+    amount: int = Field(description="Integer minor units of `currency`")
+    currency: str
+    channel: str
+    reason: str | None
+    metadata: dict[str, str]
+    failure: Failure | None = Field(description="Set when the status is `failed`")
+    created_at: datetime
+    succeeded_at: datetime | None
+    livemode: bool
+
+
+class RefundList(BaseModel):
+    model_config = _EXACT
+
+    object: Literal["list"]
+    data: list[Refund]
 
 
 class Token(BaseModel):
@@ -188,7 +226,9 @@ class Readiness(BaseModel):
 class EventData(BaseModel):
     model_config = _EXACT
 
-    object: Payment
+    object: Payment | Refund = Field(
+        description="A payment for `payment.*`, a refund for `refund.*`"
+    )
 
 
 class Event(BaseModel):
@@ -198,7 +238,9 @@ class Event(BaseModel):
 
     id: str = Field(description="Also in the `Payfront-Event-Id` header", examples=["evt_..."])
     object: Literal["event"]
-    type: Literal["payment.succeeded", "payment.failed", "payment.closed"]
+    type: Literal[
+        "payment.succeeded", "payment.failed", "payment.closed", "refund.succeeded", "refund.failed"
+    ]
     created_at: datetime
     livemode: bool
     data: EventData

@@ -8,14 +8,16 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from channels.base import HttpResponse, TradeState
+from channels.base import Channel, HttpResponse, RefundStatus, TradeState
 from channels.errors import CallbackIgnored, CallbackRejected
 from channels.registry import account_identity
 from core import wakeups
 from core.pay import ApplyOutcome, apply_payment
+from core.refunds import RefundOutcome, apply_refund
 from gateway.routes_payments import STATE
+from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_notify
-from workers.reports import payment_report
+from workers.reports import payment_report, refund_report
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -46,7 +48,12 @@ async def callback(request: web.Request) -> web.Response:
         # Nothing changes; the channel is told to try again (a genuine one will verify).
         log.warning("callback.rejected", reason=exc.reason, detail=exc.message)
         return _render(channel.ack_failure(exc.message))
+    if event.refund is not None:
+        return await _refund_callback(state, channel, account_id, event.event_id, event.refund)
     trade = event.trade
+    if trade is None:
+        log.warning("callback.empty", channel_event=event.event_id)
+        return _render(channel.ack_success())
     structlog.contextvars.bind_contextvars(pay_no=trade.out_trade_no, channel_event=event.event_id)
     if trade.state is not TradeState.PAID:
         log.info("callback.ignored", channel_state=trade.channel_state)
@@ -72,4 +79,23 @@ async def callback(request: web.Request) -> web.Response:
             log.warning("callback.announce_failed")
     # Applied, duplicate, or recorded as an anomaly: acknowledged all the same, since the
     # channel re-sending the same data would change nothing.
+    return _render(channel.ack_success())
+
+
+async def _refund_callback(
+    state: GatewayState, channel: Channel, account_id: str, event_id: str, refund: RefundStatus
+) -> web.Response:
+    structlog.contextvars.bind_contextvars(
+        refund_no=refund.out_refund_no, pay_no=refund.out_trade_no, channel_event=event_id
+    )
+    report = refund_report(account_id, refund, source_id=event_id)
+    outcome, merchant_event = await apply_refund(state.db, report)
+    log.info("callback.refund_applied", outcome=outcome, status=report.status)
+    if outcome is RefundOutcome.UNKNOWN_REFUND:
+        return _render(channel.ack_failure("unknown out_refund_no"))
+    if merchant_event is not None:
+        try:
+            await enqueue_notify(state.redis, Queues.of(state.settings), merchant_event)
+        except RedisError:
+            log.warning("callback.announce_failed")
     return _render(channel.ack_success())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import re
 import time
 
@@ -14,17 +13,12 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from channels.registry import CHANNELS
-from core.errors import AuthenticationFailed, IdempotencyKeyInUse, InvalidRequest, NotFound
+from core.errors import AuthenticationFailed, InvalidRequest, NotFound
+from core.idempotency import IdempotencyClaim
 from core.merchants import MerchantAuth
-from core.payments import (
-    IdempotencyClaim,
-    NewPayment,
-    create_payment,
-    get_payment,
-    get_token,
-    request_fingerprint,
-)
+from core.payments import NewPayment, create_payment, get_payment, get_token
 from core.states import PAY_WAITING
+from gateway.idempotency import idempotent
 from gateway.ratelimit import check_rate
 from gateway.schemas import PaymentCreate, parse_body
 from gateway.state import GatewayState
@@ -33,7 +27,6 @@ from workers.queue import Queues, enqueue_prepay
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 STATE = web.AppKey("payfront", GatewayState)
-IDEMPOTENCY_LOCK_MS = 60_000
 FALLBACK_POLL_S = 1.0
 
 
@@ -42,14 +35,14 @@ FALLBACK_POLL_S = 1.0
 _OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _object_id(request: web.Request, name: str) -> str:
+def object_id(request: web.Request, name: str) -> str:
     value = request.match_info[name]
     if not _OBJECT_ID.match(value):
         raise NotFound(f"no {name} {value!r}", param=name)
     return value
 
 
-def _json(status: int, body: bytes, **headers: str) -> web.Response:
+def json_response(status: int, body: bytes, **headers: str) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
@@ -83,30 +76,9 @@ async def create(request: web.Request) -> web.Response:
         expires_in_s=spec.expires_in,
         metadata=spec.metadata,
     )
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return await _create(state, merchant, new, None)
-    if not 1 <= len(key) <= 255:
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", param="Idempotency-Key")
-    claim = IdempotencyClaim(key=key, request_hash=request_fingerprint(body))
-    lock = "payfront:idem:" + hashlib.sha256(f"{merchant.merchant_id}\0{key}".encode()).hexdigest()
-    try:
-        locked = await state.redis.set(lock, b"1", nx=True, px=IDEMPOTENCY_LOCK_MS)
-    except RedisError:
-        # Without Redis, the idempotency record's primary key still lets only one request
-        # create; a concurrent duplicate then gets the replay instead of a 409.
-        log.warning("idempotency.lock_unavailable")
-        return await _create(state, merchant, new, claim)
-    if not locked:
-        raise IdempotencyKeyInUse(
-            "a request with this Idempotency-Key is still being processed",
-            param="Idempotency-Key",
-        )
-    try:
-        return await _create(state, merchant, new, claim)
-    finally:
-        with contextlib.suppress(RedisError):
-            await state.redis.delete(lock)
+    return await idempotent(
+        request, state, merchant, body, lambda claim: _create(state, merchant, new, claim)
+    )
 
 
 def _check_channel_can_take(spec: PaymentCreate) -> None:
@@ -138,7 +110,7 @@ async def _create(
         state.db, merchant, new, claim=claim, channel_account_id=account_id
     )
     if created.replayed:
-        return _json(created.status, created.body, **{"Idempotent-Replayed": "true"})
+        return json_response(created.status, created.body, **{"Idempotent-Replayed": "true"})
     structlog.contextvars.bind_contextvars(pay_no=created.pay_no)
     try:
         await enqueue_prepay(state.redis, Queues.of(state.settings), created.pay_no)
@@ -146,22 +118,22 @@ async def _create(
         # The order and its outbox row are committed: a worker's sweeper enqueues the job
         # once Redis is back. The merchant gets its token now either way.
         log.warning("prepay.enqueue_failed")
-    return _json(created.status, created.body)
+    return json_response(created.status, created.body)
 
 
 @routes.get("/v1/payments/{pay_no}")
 async def read(request: web.Request) -> web.Response:
     state = request.app[STATE]
     merchant = await merchant_of(request, state)
-    payment = await get_payment(state.db, merchant.merchant_id, _object_id(request, "pay_no"))
-    return _json(200, orjson.dumps(payment))
+    payment = await get_payment(state.db, merchant.merchant_id, object_id(request, "pay_no"))
+    return json_response(200, orjson.dumps(payment))
 
 
 @routes.get("/v1/tokens/{token}")
 async def token(request: web.Request) -> web.Response:
     """Possession of the token is the credential: no API key (the shopper's front-end)."""
     state = request.app[STATE]
-    token_value = _object_id(request, "token")
+    token_value = object_id(request, "token")
     try:
         wait = float(request.query.get("wait", "0"))
     except ValueError:
@@ -185,6 +157,6 @@ async def token(request: web.Request) -> web.Response:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout)
         status, view = await get_token(state.db, token_value)
-    return _json(
+    return json_response(
         200, orjson.dumps(view), **{"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
     )

@@ -34,6 +34,27 @@ class PaymentCreate(BaseModel):
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)
 
 
+class RefundCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_AMOUNT_MINOR,
+        description="Integer minor units; omitted: all that is left to refund",
+    )
+    reason: (
+        Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=PRINTABLE)] | None
+    ) = None
+    merchant_refund_no: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
+        ]
+        | None
+    ) = None
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)
+
+
 def parse_body(model: type[ModelT], body: bytes) -> ModelT:
     """Parse JSON bytes into ``model``; errors become ``MalformedBody``/``InvalidRequest``."""
     try:

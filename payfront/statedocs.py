@@ -7,7 +7,13 @@ from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
-from core.states import PAY_TERMINAL, PAY_TRANSITIONS, TRADE_TRANSITIONS
+from core.states import (
+    PAY_TERMINAL,
+    PAY_TRANSITIONS,
+    REFUND_TERMINAL,
+    REFUND_TRANSITIONS,
+    TRADE_TRANSITIONS,
+)
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "states.md"
 
@@ -26,6 +32,7 @@ def _mermaid(transitions: Iterable[tuple[tuple[StrEnum, StrEnum], StrEnum]]) -> 
 
 def render() -> str:
     terminal = ", ".join(f"`{status}`" for status in sorted(PAY_TERMINAL))
+    refund_terminal = ", ".join(f"`{status}`" for status in sorted(REFUND_TERMINAL))
     lines = [
         "# State machines",
         "",
@@ -46,6 +53,17 @@ def render() -> str:
         *_table(TRADE_TRANSITIONS.items()),
         "",
         *_mermaid(TRADE_TRANSITIONS.items()),
+        "",
+        "## Refund order (one refund of a paid pay order)",
+        "",
+        "A refund holds its amount against the pay order (`amount_refunded`) from creation;",
+        "`failed` gives it back. Refunds of one pay order never add up to more than it was paid.",
+        "",
+        *_table(REFUND_TRANSITIONS.items()),
+        "",
+        f"Terminal: {refund_terminal}.",
+        "",
+        *_mermaid(REFUND_TRANSITIONS.items()),
         "",
     ]
     return "\n".join(lines)

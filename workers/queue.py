@@ -23,6 +23,9 @@ PREPAY = "prepay"
 CHECK = "check_order"
 NOTIFY = "notify"
 DELIVER = "deliver"
+REFUND = "refund"
+CHECK_REFUND = "check_refund"
+POST_ENTRY = "post_entry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +101,29 @@ async def enqueue_delivery(
     return await _enqueue(pool, queues.notify, DELIVER, delivery_id, attempt_no, key=key, at=at)
 
 
+async def enqueue_refund(pool: ArqRedis, queues: Queues, refund_no: str) -> bool:
+    return await _enqueue(pool, queues.core, REFUND, refund_no, key=f"refund:{refund_no}")
+
+
+async def enqueue_check_refund(pool: ArqRedis, queues: Queues, refund_no: str) -> bool:
+    key = f"check_refund:{refund_no}"
+    return await _enqueue(pool, queues.core, CHECK_REFUND, refund_no, key=key)
+
+
+async def enqueue_post_entry(pool: ArqRedis, queues: Queues, event_id: str) -> bool:
+    """Accounting is not on the core link: it goes to the notify pool's queue."""
+    key = f"post_entry:{event_id}"
+    return await _enqueue(pool, queues.notify, POST_ENTRY, event_id, key=key)
+
+
 async def enqueue_owed(pool: ArqRedis, queues: Queues, kind: str, ref: str) -> bool:
     """Re-enqueue one outbox row's job (the sweeper's path)."""
     if kind == PREPAY:
         return await enqueue_prepay(pool, queues, ref)
     if kind == NOTIFY:
         return await enqueue_notify(pool, queues, ref)
+    if kind == REFUND:
+        return await enqueue_refund(pool, queues, ref)
+    if kind == POST_ENTRY:
+        return await enqueue_post_entry(pool, queues, ref)
     raise ValueError(f"unknown outbox kind {kind!r}")

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from channels.base import TradeStatus
+from channels.base import RefundState, RefundStatus, TradeStatus
 from core.pay import PaymentReport
+from core.refunds import RefundReport
+from core.states import RefundStatus as RefundOrderStatus
+
+_REFUND_STATUS = {
+    RefundState.PROCESSING: RefundOrderStatus.PROCESSING,
+    RefundState.SUCCEEDED: RefundOrderStatus.SUCCEEDED,
+    RefundState.FAILED: RefundOrderStatus.FAILED,
+}
 
 
 def payment_report(
@@ -30,4 +38,20 @@ def payment_report(
         paid_at=trade.paid_at,
         source_id=source_id,
         account_mismatch=mismatch,
+    )
+
+
+def refund_report(account_id: str, refund: RefundStatus, *, source_id: str) -> RefundReport:
+    return RefundReport(
+        channel_account_id=account_id,
+        refund_no=refund.out_refund_no,
+        pay_no=refund.out_trade_no,
+        status=_REFUND_STATUS[refund.state],
+        source_id=source_id,
+        amount_minor=refund.amount_minor,
+        currency=refund.currency,
+        channel_refund_no=refund.channel_refund_no,
+        succeeded_at=refund.succeeded_at,
+        failure_code=refund.channel_state if refund.state is RefundState.FAILED else None,
+        failure_message=refund.failure_reason,
     )

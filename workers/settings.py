@@ -20,6 +20,7 @@ from workers.context import WorkerContext
 from workers.instrument import instrumented
 from workers.notify import deliver, notify
 from workers.prepay import prepay
+from workers.refund import check_refund, refund
 from workers.sweeper import sweep
 
 POOLS = ("core", "notify")
@@ -52,7 +53,12 @@ def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
     if pool == "core":
         interval = max(1, settings.sweep_interval_s)
         return common | {
-            "functions": [instrumented(prepay), instrumented(check_order)],
+            "functions": [
+                instrumented(prepay),
+                instrumented(check_order),
+                instrumented(refund),
+                instrumented(check_refund),
+            ],
             "cron_jobs": [
                 cron(
                     instrumented(sweep),

@@ -69,6 +69,10 @@ channel_accounts = sa.Table(
     sa.Column("credentials_enc", sa.Text(), nullable=False),
     sa.Column("enabled", sa.Boolean(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # The channel's fee on a payment: basis points of the amount (rounded half up to the
+    # minor unit) plus a fixed minor amount; see core.ledger.fees.
+    sa.Column("fee_rate_bps", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("fee_fixed_minor", sa.BigInteger(), nullable=False, server_default="0"),
 )
 
 trade_orders = sa.Table(
@@ -119,9 +123,50 @@ pay_orders = sa.Table(
     sa.Column("trace_id", sa.String(32), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The sum of this order's refunds that have not failed (in progress or succeeded). Raised
+    # by one conditional UPDATE (``refunded_minor + :amount <= amount_minor``), which is what
+    # keeps refunds within what was paid when several are asked for at once.
+    sa.Column("refunded_minor", sa.BigInteger(), nullable=False, server_default="0"),
 )
 sa.Index("ix_pay_orders_trade_no", pay_orders.c.trade_no)
 sa.Index("ix_pay_orders_status_updated", pay_orders.c.status, pay_orders.c.updated_at)
+
+refund_orders = sa.Table(
+    "refund_orders",
+    metadata,
+    # refund_no is also the out_refund_no (out_request_no, idempotency key) sent to the channel.
+    sa.Column("refund_no", sa.String(40), primary_key=True),
+    sa.Column("pay_no", sa.String(40), sa.ForeignKey("pay_orders.pay_no"), nullable=False),
+    sa.Column("trade_no", sa.String(40), sa.ForeignKey("trade_orders.trade_no"), nullable=False),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column(
+        "channel_account_id", sa.String(64), sa.ForeignKey("channel_accounts.id"), nullable=False
+    ),
+    sa.Column("channel", sa.String(32), nullable=False),
+    # The merchant's own refund reference, unique per merchant when given.
+    sa.Column("merchant_refund_no", sa.String(64), nullable=True),
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reason", sa.String(256), nullable=True),
+    sa.Column("metadata", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("channel_refund_no", sa.String(64), nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.String(512), nullable=True),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("succeeded_at", UTCDateTime(), nullable=True),
+    # When the compensation job last asked the channel about this refund.
+    sa.Column("checked_at", UTCDateTime(), nullable=True),
+    sa.Column("trace_id", sa.String(32), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint(
+        "merchant_id", "merchant_refund_no", name="uq_refund_orders_merchant_refund"
+    ),
+)
+sa.Index("ix_refund_orders_pay_no", refund_orders.c.pay_no)
+sa.Index("ix_refund_orders_status_updated", refund_orders.c.status, refund_orders.c.updated_at)
 
 # Work owed, recorded in the same transaction as the change that owes it. Redis only
 # carries the wake-up; the sweeper re-enqueues pending rows Redis lost.
@@ -156,6 +201,8 @@ events = sa.Table(
     sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
     sa.Column("pay_no", sa.String(40), nullable=True),
+    # Set for events about a refund.
+    sa.Column("refund_no", sa.String(40), nullable=True),
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
@@ -212,4 +259,95 @@ anomalies = sa.Table(
     sa.Column("detail", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("pay_no", "kind", "source_id", name="uq_anomalies_source"),
+)
+
+# --- ledger ---
+# Double-entry fund accounting (core.ledger): accounts with a stored balance, journal entries
+# (one per money-moving event, unique by event id) and their lines, and the buffer of postings
+# to hot accounts that a batch job folds into their balances.
+
+ledger_accounts = sa.Table(
+    "ledger_accounts",
+    metadata,
+    # "{kind}:{owner}:{currency}:{test|live}", e.g. "merchant_pending:mch_1:CNY:test".
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    # The merchant, the channel account, or "platform".
+    sa.Column("owner_id", sa.String(64), nullable=False),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    # "debit" (assets, expenses) or "credit" (what is owed, revenue): the balance is kept on
+    # this side, so a positive balance is the normal one.
+    sa.Column("normal_side", sa.String(6), nullable=False),
+    sa.Column("balance_minor", sa.BigInteger(), nullable=False),
+    # Postings to a hot account go to ledger_hot_postings, folded in batches.
+    sa.Column("hot", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("normal_side IN ('debit', 'credit')", name="ck_ledger_accounts_side"),
+)
+sa.Index("ix_ledger_accounts_merchant", ledger_accounts.c.merchant_id, ledger_accounts.c.kind)
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    # The event that moved the money: at most one entry each (a second posting is a no-op).
+    sa.Column("source_event_id", sa.String(40), nullable=False, unique=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("pay_no", sa.String(40), nullable=True),
+    sa.Column("refund_no", sa.String(40), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    # What the lines add up to on each side; the ledger writes no entry where they differ.
+    sa.Column("debits_minor", sa.BigInteger(), nullable=False),
+    sa.Column("credits_minor", sa.BigInteger(), nullable=False),
+    # When the money moved (paid_at, succeeded_at): balances "at a time" and settlement days.
+    sa.Column("effective_at", UTCDateTime(), nullable=False),
+    sa.Column("posted_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("debits_minor = credits_minor", name="ck_ledger_entries_balanced"),
+)
+sa.Index(
+    "ix_ledger_entries_merchant_effective",
+    ledger_entries.c.merchant_id,
+    ledger_entries.c.effective_at,
+)
+sa.Index("ix_ledger_entries_pay_no", ledger_entries.c.pay_no)
+
+ledger_lines = sa.Table(
+    "ledger_lines",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("entry_id", sa.Integer(), sa.ForeignKey("ledger_entries.id"), nullable=False),
+    sa.Column("account_id", sa.String(128), sa.ForeignKey("ledger_accounts.id"), nullable=False),
+    sa.Column("side", sa.String(6), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    # What the line is for: gross, fee, net, refund, fee_refund (the settlement view's key).
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.CheckConstraint("side IN ('debit', 'credit')", name="ck_ledger_lines_side"),
+    sa.CheckConstraint("amount_minor > 0", name="ck_ledger_lines_positive"),
+)
+sa.Index("ix_ledger_lines_entry", ledger_lines.c.entry_id)
+sa.Index("ix_ledger_lines_account", ledger_lines.c.account_id)
+
+# Append-only: each row is one posting's signed change to a hot account's balance, deleted
+# by the batch job in the transaction that adds it to the stored balance.
+ledger_hot_postings = sa.Table(
+    "ledger_hot_postings",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(128), sa.ForeignKey("ledger_accounts.id"), nullable=False),
+    sa.Column("delta_minor", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_ledger_hot_postings_account", ledger_hot_postings.c.account_id)
+
+# Merchants whose pending accounts are hot (new ones are created hot).
+ledger_hot_merchants = sa.Table(
+    "ledger_hot_merchants",
+    metadata,
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -50,7 +50,13 @@ def test_every_route_is_in_the_spec() -> None:
     }
     documented = {(method, path) for path, item in spec["paths"].items() for method in item}
     assert registered == documented
-    assert set(spec["webhooks"]) == {"payment.succeeded", "payment.failed", "payment.closed"}
+    assert set(spec["webhooks"]) == {
+        "payment.succeeded",
+        "payment.failed",
+        "payment.closed",
+        "refund.succeeded",
+        "refund.failed",
+    }
     for item in spec["webhooks"].values():
         headers = {parameter["name"] for parameter in item["post"]["parameters"]}
         assert {"Payfront-Signature", "Payfront-Event-Id", "Payfront-Event-Type"} <= headers
