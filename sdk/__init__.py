@@ -19,7 +19,7 @@ from sdk.errors import (
     ServiceUnavailableError,
     SignatureVerificationError,
 )
-from sdk.models import Credential, Event, Failure, Payment, Token, WebhookEndpoint
+from sdk.models import Credential, Event, Failure, Payment, Refund, Token, WebhookEndpoint
 from sdk.protocol import SDK_VERSION as __version__
 from sdk.webhooks import compute_signature, sign_webhook, verify_webhook
 
@@ -40,6 +40,7 @@ __all__ = [
     "PayfrontTimeout",
     "Payment",
     "RateLimitError",
+    "Refund",
     "ServiceUnavailableError",
     "SignatureVerificationError",
     "Token",

@@ -8,7 +8,7 @@ from typing import Self, TypeVar
 
 import httpx
 
-from sdk.models import Payment, Token, WebhookEndpoint
+from sdk.models import Payment, Refund, Token, WebhookEndpoint
 from sdk.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT_SECONDS,
@@ -111,6 +111,40 @@ class AsyncPayfrontClient:
                 idempotency_key=idempotency_key,
             )
         )
+
+    async def create_refund(
+        self,
+        pay_no: str,
+        *,
+        amount: int | None = None,
+        reason: str | None = None,
+        merchant_refund_no: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """Refund ``amount`` minor units of a paid payment (all that is left without it).
+
+        Answers at once with the refund ``pending``; ``refund.succeeded`` or ``refund.failed``
+        follows as a webhook. Idempotency keys work as for :meth:`create_payment`.
+        """
+        return await self._execute(
+            self._builder.create_refund(
+                pay_no,
+                amount=amount,
+                reason=reason,
+                merchant_refund_no=merchant_refund_no,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def get_refund(self, refund_no: str) -> Refund:
+        """Fetch one of this merchant's refunds."""
+        return await self._execute(self._builder.get_refund(refund_no))
+
+    async def list_refunds(self, pay_no: str) -> list[Refund]:
+        """A payment's refunds, oldest first."""
+        return await self._execute(self._builder.list_refunds(pay_no))
 
     async def create_webhook_endpoint(self, url: str) -> WebhookEndpoint:
         """Register ``url`` for this merchant's events; keep the returned ``secret``."""

@@ -138,6 +138,7 @@ class Payment:
     credential: Credential | None = None
     failure: Failure | None = None
     paid_at: datetime | None = None
+    amount_refunded: int = 0
 
     @property
     def is_waiting(self) -> bool:
@@ -169,7 +170,67 @@ class Payment:
             credential=_credential(source),
             failure=_failure(source),
             paid_at=_optional_datetime(source, "paid_at"),
+            amount_refunded=_int(source, "amount_refunded") if "amount_refunded" in source else 0,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """A refund of a payment (``object: "refund"``); ``amount`` is in minor units.
+
+    ``status`` goes ``pending`` → ``submitting`` → ``processing`` → ``succeeded``, or ends
+    ``failed`` (no money moved; the amount may be refunded again).
+    """
+
+    refund_no: str
+    pay_no: str
+    trade_no: str
+    status: str
+    amount: int
+    currency: str
+    channel: str
+    created_at: datetime
+    livemode: bool
+    merchant_refund_no: str | None = None
+    reason: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
+    failure: Failure | None = None
+    succeeded_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Refund:
+        """Build from the API's refund object; raises ``ValueError`` if it is malformed."""
+        _expect_object(source, "refund")
+        metadata = _optional_mapping(source, "metadata") or {}
+        return cls(
+            refund_no=_str(source, "refund_no"),
+            pay_no=_str(source, "pay_no"),
+            trade_no=_str(source, "trade_no"),
+            status=_str(source, "status"),
+            amount=_int(source, "amount"),
+            currency=_str(source, "currency"),
+            channel=_str(source, "channel"),
+            created_at=_datetime(source, "created_at"),
+            livemode=_bool(source, "livemode"),
+            merchant_refund_no=_optional_str(source, "merchant_refund_no"),
+            reason=_optional_str(source, "reason"),
+            metadata=MappingProxyType(dict(metadata)),
+            failure=_failure(source),
+            succeeded_at=_optional_datetime(source, "succeeded_at"),
+        )
+
+
+def refund_list(source: Mapping[str, Any]) -> list[Refund]:
+    """Parse ``{"object": "list", "data": [refund, ...]}``."""
+    _expect_object(source, "list")
+    items = _require(source, "data")
+    if not isinstance(items, list):
+        raise ValueError("field 'data' must be a list")
+    return [Refund.from_json(item) for item in items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +273,7 @@ class Token:
 class Event:
     """A webhook event (``object: "event"``).
 
-    ``data_object`` is the raw ``data.object``; ``payment`` is it parsed when it is a payment.
+    ``data_object`` is the raw ``data.object``; ``payment`` or ``refund`` is it parsed.
     """
 
     id: str
@@ -220,19 +281,21 @@ class Event:
     created_at: datetime
     data_object: Mapping[str, Any] = field(hash=False)
     payment: Payment | None = None
+    refund: Refund | None = None
 
     @classmethod
     def from_json(cls, source: Mapping[str, Any]) -> Event:
         """Build from a webhook body; raises ``ValueError`` if it is malformed."""
         _expect_object(source, "event")
         data_object = _mapping(_mapping(source, "data"), "object")
-        is_payment = data_object.get("object") == "payment"
+        kind = data_object.get("object")
         return cls(
             id=_str(source, "id"),
             type=_str(source, "type"),
             created_at=_datetime(source, "created_at"),
             data_object=MappingProxyType(dict(data_object)),
-            payment=Payment.from_json(data_object) if is_payment else None,
+            payment=Payment.from_json(data_object) if kind == "payment" else None,
+            refund=Refund.from_json(data_object) if kind == "refund" else None,
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from sdk.errors import APIConnectionError, APIError, PayfrontError, PayfrontTimeout, error_class_for
-from sdk.models import Payment, Token, WebhookEndpoint
+from sdk.models import Payment, Refund, Token, WebhookEndpoint, refund_list
 
 SDK_VERSION = "0.1.0"
 USER_AGENT = f"payfront-python/{SDK_VERSION}"
@@ -213,6 +213,59 @@ class RequestBuilder:
             headers=self._headers(),
         )
         return ApiCall(request, Payment.from_json)
+
+    def create_refund(
+        self,
+        pay_no: str,
+        *,
+        amount: int | None = None,
+        reason: str | None = None,
+        merchant_refund_no: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiCall[Refund]:
+        """``POST /v1/payments/{pay_no}/refunds``; no ``amount``: all that is left."""
+        body: dict[str, Any] = {}
+        if amount is not None:
+            body["amount"] = amount
+        if reason is not None:
+            body["reason"] = reason
+        if merchant_refund_no is not None:
+            body["merchant_refund_no"] = merchant_refund_no
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        key = idempotency_key if idempotency_key is not None else str(uuid.uuid4())
+        if not key:
+            raise ValueError("idempotency_key must not be empty")
+        headers = self._headers()
+        headers["Content-Type"] = "application/json"
+        headers["Idempotency-Key"] = key
+        request = ApiRequest(
+            method="POST",
+            url=f"{self._base_url}/v1/payments/{_path_segment(pay_no, 'pay_no')}/refunds",
+            headers=headers,
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+            idempotency_key=key,
+        )
+        return ApiCall(request, Refund.from_json)
+
+    def get_refund(self, refund_no: str) -> ApiCall[Refund]:
+        """``GET /v1/refunds/{refund_no}``."""
+        request = ApiRequest(
+            method="GET",
+            url=f"{self._base_url}/v1/refunds/{_path_segment(refund_no, 'refund_no')}",
+            headers=self._headers(),
+        )
+        return ApiCall(request, Refund.from_json)
+
+    def list_refunds(self, pay_no: str) -> ApiCall[list[Refund]]:
+        """``GET /v1/payments/{pay_no}/refunds``, oldest first."""
+        request = ApiRequest(
+            method="GET",
+            url=f"{self._base_url}/v1/payments/{_path_segment(pay_no, 'pay_no')}/refunds",
+            headers=self._headers(),
+        )
+        return ApiCall(request, refund_list)
 
     def create_webhook_endpoint(self, url: str) -> ApiCall[WebhookEndpoint]:
         """``POST /v1/webhook_endpoints``; the answer carries the signing secret, once."""

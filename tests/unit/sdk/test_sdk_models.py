@@ -133,11 +133,50 @@ def test_event_about_something_else_keeps_the_raw_object() -> None:
         {
             "id": "evt_2",
             "object": "event",
-            "type": "refund.created",
+            "type": "payout.created",
             "created_at": "2026-11-25T11:31:03Z",
-            "data": {"object": {"object": "refund", "refund_no": "ref_1"}},
+            "data": {"object": {"object": "payout", "payout_no": "po_1"}},
         }
     )
 
-    assert event.payment is None
-    assert event.data_object == {"object": "refund", "refund_no": "ref_1"}
+    assert event.payment is None and event.refund is None
+    assert event.data_object == {"object": "payout", "payout_no": "po_1"}
+
+
+def test_refund_event_is_parsed_into_a_refund() -> None:
+    refund = {
+        "object": "refund",
+        "refund_no": "rfd1",
+        "pay_no": "pay1",
+        "trade_no": "trd1",
+        "merchant_refund_no": None,
+        "status": "failed",
+        "amount": 30,
+        "currency": "CNY",
+        "channel": "wechatpay",
+        "reason": "broken cup",
+        "metadata": {"ticket": "7"},
+        "failure": {"code": "NOT_ENOUGH", "message": "insufficient balance"},
+        "created_at": "2026-11-25T11:31:03Z",
+        "succeeded_at": None,
+        "livemode": False,
+    }
+    event = Event.from_json(
+        {
+            "id": "evt_3",
+            "object": "event",
+            "type": "refund.failed",
+            "created_at": "2026-11-25T11:31:04Z",
+            "data": {"object": refund},
+        }
+    )
+
+    assert event.payment is None and event.refund is not None
+    assert (event.refund.refund_no, event.refund.amount, event.refund.status) == (
+        "rfd1",
+        30,
+        "failed",
+    )
+    assert event.refund.is_final
+    assert event.refund.failure is not None and event.refund.failure.code == "NOT_ENOUGH"
+    assert event.refund.metadata == {"ticket": "7"}
