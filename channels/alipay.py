@@ -1,37 +1,30 @@
 """Alipay OpenAPI adapter (RSA2, public-key mode) for QR (``alipay.trade.precreate``), desktop
-page (``alipay.trade.page.pay``) and mobile web (``alipay.trade.wap.pay``) payments.
+page (``alipay.trade.page.pay``) and mobile web (``alipay.trade.wap.pay``) payments, their
+refunds and the daily trade bill.
 
 Builds signed requests and verifies/parses answers and notifications as pure functions of data;
-the signatures live in ``channels.alipay_sign``, the wire messages in ``channels.alipay_wire``.
+the signatures live in ``channels.alipay_sign``, the wire messages in ``channels.alipay_wire``
+(payments), ``alipay_refunds`` and ``alipay_bills``, notifications in ``alipay_notify``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import orjson
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-from cryptography.hazmat.primitives.serialization import (
-    load_der_private_key,
-    load_der_public_key,
-    load_pem_private_key,
-    load_pem_public_key,
-)
 from pydantic import ValidationError
 
+from channels import alipay_bills as bills
+from channels import alipay_refunds as refunds
 from channels import alipay_wire as wire
+from channels.alipay_config import DEFAULT_GATEWAY_URL, AlipayConfig
+from channels.alipay_notify import SIGN_TYPE, TRADE_NOTIFY_TYPE, parse_notification
 from channels.alipay_sign import (
     MalformedAnswer,
-    MalformedForm,
     open_answer,
-    parse_notify_form,
     rsa2_sign,
     rsa2_verify,
     signing_string,
@@ -39,23 +32,33 @@ from channels.alipay_sign import (
 from channels.base import (
     ChannelEvent,
     CreateOrder,
+    CreateRefund,
     HttpRequest,
     HttpResponse,
     PrepayResult,
+    RefundStatus,
+    StatementPage,
     TradeStatus,
 )
 from channels.errors import (
-    CallbackRejected,
+    ChannelError,
     ChannelFatal,
     ChannelRetryable,
     ChannelUnknownOutcome,
 )
 
-DEFAULT_GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
-SIGN_TYPE = "RSA2"
+__all__ = [
+    "DEFAULT_GATEWAY_URL",
+    "SIGN_TYPE",
+    "TRADE_NOTIFY_TYPE",
+    "Alipay",
+    "AlipayConfig",
+    "from_credentials",
+    "response_key",
+]
+
 CHARSET = "utf-8"
 USER_AGENT = "payfront/0.1 (alipay-openapi)"
-TRADE_NOTIFY_TYPE = "trade_status_sync"
 
 # payfront method -> (Alipay API, product_code); only precreate is a server call.
 METHODS: Mapping[str, tuple[str, str]] = {
@@ -66,83 +69,12 @@ METHODS: Mapping[str, tuple[str, str]] = {
 PRECREATE = "alipay.trade.precreate"
 QUERY = "alipay.trade.query"
 CLOSE = "alipay.trade.close"
+# A bill (对账单) for day D is made on D+1 in the morning; Alipay advises fetching it after
+# 10:00 Beijing time. Before that, isp.bill_not_exist may mean "not made yet", not "no trades".
+BILL_READY_HOUR = 10
+DOWNLOAD_STEP = "download"
 
 _Answer = TypeVar("_Answer", bound=wire.ResponseStatus)
-
-
-@dataclass(frozen=True)
-class AlipayConfig:
-    """One Alipay application in public-key mode; keys are parsed objects."""
-
-    app_id: str
-    app_private_key: RSAPrivateKey = field(repr=False)
-    alipay_public_key: RSAPublicKey = field(repr=False)
-    gateway_url: str = DEFAULT_GATEWAY_URL
-    seller_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.app_id, str) or not self.app_id or not self.app_id.isprintable():
-            raise ValueError("alipay config: app_id must be a non-empty printable string")
-        if self.seller_id is not None and (not self.seller_id or not self.seller_id.isprintable()):
-            raise ValueError("alipay config: seller_id must be a non-empty printable string")
-        if not isinstance(self.app_private_key, RSAPrivateKey):
-            raise ValueError("alipay config: app_private_key must be an RSA private key")
-        if not isinstance(self.alipay_public_key, RSAPublicKey):
-            raise ValueError("alipay config: alipay_public_key must be an RSA public key")
-        parts = urlsplit(self.gateway_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-            raise ValueError("alipay config: gateway_url must be http(s)://host/path, no query")
-
-    @classmethod
-    def from_credentials(cls, creds: Mapping[str, str]) -> AlipayConfig:
-        """Parse string credentials: PEM keys (or the bare base64 DER Alipay's key tool gives)."""
-
-        def required(key: str) -> str:
-            value = creds.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"alipay credentials: {key!r} is missing or empty")
-            return value.strip()
-
-        seller_id = creds.get("seller_id")
-        return cls(
-            app_id=required("app_id"),
-            app_private_key=_load_private_key(required("app_private_key_pem")),
-            alipay_public_key=_load_public_key(required("alipay_public_key_pem")),
-            gateway_url=(creds.get("gateway_url") or DEFAULT_GATEWAY_URL).strip(),
-            seller_id=seller_id.strip() if isinstance(seller_id, str) and seller_id else None,
-        )
-
-
-def _key_bytes(text: str) -> tuple[bytes, bool]:
-    """``(data, is_pem)``: PEM as is, otherwise the base64 body of a DER key."""
-    if "-----BEGIN" in text:
-        return text.encode("ascii", "replace"), True
-    try:
-        return base64.b64decode("".join(text.split()), validate=True), False
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("alipay credentials: a key is neither PEM nor base64 DER") from exc
-
-
-def _load_private_key(text: str) -> RSAPrivateKey:
-    data, is_pem = _key_bytes(text)
-    try:
-        key = load_pem_private_key(data, None) if is_pem else load_der_private_key(data, None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ValueError("alipay credentials: app_private_key_pem is not a private key") from exc
-    if not isinstance(key, RSAPrivateKey) or key.key_size < 2048:
-        raise ValueError("alipay credentials: the app private key must be RSA (2048+ bits)")
-    return key
-
-
-def _load_public_key(text: str) -> RSAPublicKey:
-    data, is_pem = _key_bytes(text)
-    try:
-        key = load_pem_public_key(data) if is_pem else load_der_public_key(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ValueError("alipay credentials: alipay_public_key_pem is not a public key") from exc
-    if not isinstance(key, RSAPublicKey) or key.key_size < 2048:
-        raise ValueError("alipay credentials: the Alipay public key must be RSA (2048+ bits)")
-    return key
 
 
 def response_key(api_method: str) -> str:
@@ -208,6 +140,28 @@ class Alipay:
     ) -> HttpRequest:
         biz_content = wire.TradeReference(out_trade_no=out_trade_no, trade_no=channel_trade_no)
         return self._server_call(CLOSE, wire.to_json(biz_content), now)
+
+    def build_refund(self, refund: CreateRefund, *, now: datetime) -> HttpRequest:
+        # No notify_url: Alipay reports refunds to the trade's own notify_url.
+        biz_content = refunds.refund_biz_content(refund)
+        return self._server_call(refunds.REFUND, wire.to_json(biz_content), now)
+
+    def build_refund_query(
+        self,
+        out_refund_no: str,
+        *,
+        out_trade_no: str,
+        channel_trade_no: str | None = None,
+        channel_refund_no: str | None = None,
+        now: datetime,
+    ) -> HttpRequest:
+        # Alipay finds a refund by the trade and out_request_no; it has no refund id of its own.
+        biz_content = refunds.refund_query_biz_content(out_refund_no, out_trade_no)
+        return self._server_call(refunds.REFUND_QUERY, wire.to_json(biz_content), now)
+
+    def build_statement(self, day: date, *, now: datetime) -> HttpRequest:
+        biz_content = orjson.dumps(bills.bill_biz_content(day)).decode("utf-8")
+        return self._server_call(bills.BILL_QUERY, biz_content, now)
 
     def common_params(
         self, api_method: str, biz_content: str, now: datetime, *, notify_url: str | None = None
@@ -279,7 +233,74 @@ class Alipay:
             if exc.code != "ACQ.TRADE_HAS_CLOSE":  # closing a closed trade: it is closed
                 raise
 
-    def _answer(self, response: HttpResponse, api_method: str, model: type[_Answer]) -> _Answer:
+    def parse_refund(
+        self, response: HttpResponse, *, now: datetime, refund: CreateRefund | None = None
+    ) -> RefundStatus:
+        """Verify a refund answer (see ``Channel.parse_refund``).
+
+        Alipay's answer names neither the refund nor its amount (``refund_fee`` is the trade's
+        total refunded): pass the ``refund`` it answers to have ``out_refund_no`` and
+        ``amount_minor`` filled in; without it ``out_refund_no`` is "" (unknown).
+        """
+        answer = self._answer(
+            response, refunds.REFUND, refunds.RefundResponse, refunds.REFUND_SUB_CODE_CLASSES
+        )
+        return refunds.refund_answer_status(answer, refund, http_status=response.status)
+
+    def parse_refund_query(
+        self, response: HttpResponse, *, out_refund_no: str, now: datetime
+    ) -> RefundStatus:
+        answer = self._answer(
+            response,
+            refunds.REFUND_QUERY,
+            refunds.RefundQueryResponse,
+            refunds.REFUND_SUB_CODE_CLASSES,
+        )
+        return refunds.refund_query_status(answer, out_refund_no, http_status=response.status)
+
+    def parse_statement(
+        self, response: HttpResponse, *, cursor: Mapping[str, str], now: datetime
+    ) -> StatementPage:
+        """Two steps: the download-URL answer gives the request for the file (valid 30 s, so
+        send it at once); the file (a zip) gives the day's lines."""
+        if cursor.get("step") == DOWNLOAD_STEP:
+            if response.status != 200:
+                snippet = response.body[:200].decode("utf-8", "replace")
+                raise ChannelRetryable("BILL_DOWNLOAD_FAILED", snippet, http_status=response.status)
+            return StatementPage(lines=bills.parse_archive(response.body))
+        try:
+            answer = self._answer(response, bills.BILL_QUERY, bills.BillUrlResponse)
+        except ChannelFatal as exc:
+            if exc.code != bills.BILL_NOT_EXIST:
+                raise
+            return self._no_bill(exc, now)
+        if not answer.bill_download_url:
+            raise ChannelUnknownOutcome(
+                "UNEXPECTED_RESPONSE", "bill answer without bill_download_url", http_status=200
+            )
+        download = HttpRequest(
+            method="GET", url=answer.bill_download_url, headers={"User-Agent": USER_AGENT}
+        )
+        return StatementPage(next_request=download, cursor={"step": DOWNLOAD_STEP})
+
+    def _no_bill(self, exc: ChannelFatal, now: datetime) -> StatementPage:
+        # isp.bill_not_exist means "no trades" or "not made yet"; the answer does not say
+        # which day was asked for, so the hour of asking tells them apart: before 10:00 the
+        # bill (at most yesterday's can exist) may be merely not made yet.
+        local = now.astimezone(wire.CHINA_TZ)
+        if local.hour < BILL_READY_HOUR:
+            raise ChannelRetryable(
+                "BILL_NOT_READY", f"{exc.message} (bills are ready after 10:00 Beijing time)"
+            )
+        return StatementPage()
+
+    def _answer(
+        self,
+        response: HttpResponse,
+        api_method: str,
+        model: type[_Answer],
+        sub_code_classes: Mapping[str, type[ChannelError]] = wire.SUB_CODE_CLASSES,
+    ) -> _Answer:
         """Verify an answer over the exact bytes of its ``…_response`` member and return it
         if its code is 10000; otherwise raise the classified ``ChannelError``."""
         status = response.status
@@ -311,7 +332,9 @@ class Alipay:
                 "INVALID_RESPONSE", f"{opened.response_key} has no code", http_status=status
             )
         if answer.code != wire.SUCCESS_CODE:
-            raise wire.classify_failure(answer, http_status=status)
+            raise wire.classify_failure(
+                answer, http_status=status, sub_code_classes=sub_code_classes
+            )
         return answer
 
     # -- notifications -----------------------------------------------------------------------
@@ -319,67 +342,7 @@ class Alipay:
     def parse_callback(
         self, headers: Mapping[str, str], body: bytes, *, now: datetime
     ) -> ChannelEvent:
-        content_type = next(
-            (value for name, value in headers.items() if name.lower() == "content-type"), None
-        )
-        if content_type is not None and not content_type.lower().lstrip().startswith(
-            "application/x-www-form-urlencoded"
-        ):
-            raise CallbackRejected("malformed", f"Content-Type {content_type!r} is not a form")
-        try:
-            form = parse_notify_form(body)
-        except MalformedForm as exc:
-            raise CallbackRejected("malformed", f"not an Alipay notification form: {exc}") from exc
-        self._verify_notification(form.fields, form.codec)
-        values = dict(form.fields)
-        try:
-            notification = wire.TradeNotification.model_validate(values)
-        except ValidationError as exc:
-            raise CallbackRejected("malformed", "not a trade notification") from exc
-        if notification.notify_type not in (None, TRADE_NOTIFY_TYPE):
-            raise CallbackRejected(
-                "unsupported_notification", f"notify_type {notification.notify_type!r}"
-            )
-        trade = wire.notification_to_trade_status(notification)
-        if trade is None:
-            raise CallbackRejected(
-                "malformed",
-                f"trade_status {notification.trade_status!r} / "
-                f"total_amount {notification.total_amount!r}",
-            )
-        raw = {key: value for key, value in values.items() if key != "sign"}
-        return ChannelEvent(
-            event_id=notification.notify_id,
-            event_type=notification.trade_status,
-            trade=trade,
-            raw=raw,
-        )
-
-    def _verify_notification(self, fields: tuple[tuple[str, str], ...], codec: str) -> None:
-        values = dict(fields)
-        signature = values.get("sign")
-        if not signature:
-            raise CallbackRejected("missing_signature", "the notification has no sign")
-        if values.get("sign_type") != SIGN_TYPE:
-            raise CallbackRejected(
-                "bad_signature_type", f"sign_type {values.get('sign_type')!r} is not RSA2"
-            )
-        # base64 has no spaces: a raw "+" in the body was read as one.
-        signature = signature.replace(" ", "+")
-        # Trade notifications sign every received field but sign and sign_type (opendocs
-        # "异步通知验签"); some SDKs drop empty ones, so that form is accepted as well.
-        variants = [False]
-        if any(not value for _, value in fields):
-            variants.append(True)
-        for skip_empty in variants:
-            message = signing_string(fields, exclude=("sign", "sign_type"), skip_empty=skip_empty)
-            try:
-                encoded = message.encode(codec)
-            except UnicodeEncodeError as exc:
-                raise CallbackRejected("malformed", "fields not encodable in charset") from exc
-            if rsa2_verify(self.config.alipay_public_key, encoded, signature):
-                return
-        raise CallbackRejected("bad_signature", "signature does not verify")
+        return parse_notification(self.config.alipay_public_key, self.config.app_id, headers, body)
 
     def ack_success(self) -> HttpResponse:
         # Alipay stops re-sending only on exactly these seven characters.

@@ -183,13 +183,19 @@ CODE_CLASSES: Mapping[str, type[ChannelError]] = {
 }
 
 
-def classify_failure(status: ResponseStatus, *, http_status: int) -> ChannelError:
-    """A verified answer whose ``code`` is not 10000, as a ``ChannelError``.
+def classify_failure(
+    status: ResponseStatus,
+    *,
+    http_status: int,
+    sub_code_classes: Mapping[str, type[ChannelError]] = SUB_CODE_CLASSES,
+) -> ChannelError:
+    """A verified answer whose ``code`` is not 10000, as a ``ChannelError``; APIs whose
+    sub_codes mean something else (refunds) pass their own ``sub_code_classes``.
 
     ``code`` carries the sub_code when there is one (``ACQ.TRADE_NOT_EXIST``), else the code.
     """
     sub_code = status.sub_code or None
-    error_class = (SUB_CODE_CLASSES.get(sub_code) if sub_code else None) or CODE_CLASSES.get(
+    error_class = (sub_code_classes.get(sub_code) if sub_code else None) or CODE_CLASSES.get(
         status.code, ChannelFatal
     )
     message = status.sub_msg or status.msg or status.code

@@ -218,9 +218,12 @@ class Channel(Protocol):
         identical parameters every time (the channel's own refund idempotency)."""
         ...
 
-    def parse_refund(self, response: HttpResponse, *, now: datetime) -> RefundStatus:
-        """Verify a refund answer and return the refund as accepted (often still
-        ``PROCESSING``); raise a classified ``ChannelError`` when it was not accepted."""
+    def parse_refund(
+        self, response: HttpResponse, *, refund: CreateRefund, now: datetime
+    ) -> RefundStatus:
+        """Verify the answer to ``refund`` and return the refund as accepted (often still
+        ``PROCESSING``); raise a classified ``ChannelError`` when it was not accepted.
+        (Some channels' answers name neither the refund nor its amount: Alipay's.)"""
         ...
 
     def build_refund_query(

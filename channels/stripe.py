@@ -1,8 +1,10 @@
 """Stripe adapter for PaymentIntents (``payment_intent``): the shopper's front-end confirms
 the intent with Stripe.js using the ``client_secret`` payfront hands out.
 
-Pure functions of data; the wire messages live in ``channels.stripe_wire``. Stripe's answers
-are not signed (their integrity is TLS's); its webhooks are (``Stripe-Signature``, HMAC-SHA256).
+Pure functions of data; the wire messages live in ``channels.stripe_wire``, refunds in
+``channels.stripe_refunds``, statements (balance transactions) in ``channels.stripe_statements``
+and webhook signatures in ``channels.stripe_signature``. Stripe's answers are not signed (their
+integrity is TLS's); its webhooks are (``Stripe-Signature``, HMAC-SHA256).
 
 Stripe cannot look a PaymentIntent up by payfront's order number: ``build_query`` needs the
 PaymentIntent id (``channel_trade_no``, stored when the create answered) and raises
@@ -15,24 +17,27 @@ that would make a second intent, so after a day only the stored id is to be trus
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from urllib.parse import quote
 
 import orjson
 from pydantic import ValidationError
 
+from channels import stripe_refunds as refunds
+from channels import stripe_statements as statements
 from channels import stripe_wire as wire
 from channels.base import (
     ChannelEvent,
     CreateOrder,
+    CreateRefund,
     HttpRequest,
     HttpResponse,
     PrepayResult,
+    RefundStatus,
+    StatementPage,
     TradeStatus,
 )
 from channels.errors import (
@@ -43,30 +48,35 @@ from channels.errors import (
     ChannelOrderNotFound,
     ChannelUnknownOutcome,
 )
+from channels.stripe_signature import SIGNATURE_TOLERANCE_SECONDS as SIGNATURE_TOLERANCE_SECONDS
+from channels.stripe_signature import SignatureRejected as SignatureRejected
+from channels.stripe_signature import parse_signature_header as parse_signature_header
+from channels.stripe_signature import sign_payload as sign_payload
+from channels.stripe_signature import verify_signature
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 # Pinned so that a change of the account's default API version cannot change the answers.
 STRIPE_VERSION = "2025-03-31.basil"
-SIGNATURE_TOLERANCE_SECONDS = 300
 USER_AGENT = "payfront/0.1 (stripe)"
 CREATE_KEY_PREFIX = "payfront-create-"
 CANCEL_KEY_PREFIX = "payfront-cancel-"
-# The event types payfront reads; a webhook endpoint should be subscribed to exactly these
-# (any other type is refused by ``parse_callback``, and Stripe would retry it for days).
-HANDLED_EVENT_TYPES: tuple[str, ...] = (
+PAYMENT_EVENT_TYPES: tuple[str, ...] = (
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.canceled",
-    "charge.refunded",
 )
+# Sent for every refund since API version 2024-10-28.acacia (before: only for refunds without
+# a charge), each with the whole refund. ``charge.refunded`` carries the charge (whose list of
+# refunds is no longer included since 2022-11-15) and ``charge.refund.updated`` is sent for
+# some methods only: neither tells more, both are ignored.
+REFUND_EVENT_TYPES: tuple[str, ...] = ("refund.created", "refund.updated", "refund.failed")
+# The event types payfront reads; a webhook endpoint should be subscribed to exactly these
+# (any other genuine one is acknowledged and ignored by ``parse_callback``).
+HANDLED_EVENT_TYPES: tuple[str, ...] = PAYMENT_EVENT_TYPES + REFUND_EVENT_TYPES
 
 _SECRET_KEY = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9_]+")
 _WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/=_-]+")
 _ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]+")
-# Idempotency keys are at most 255 characters; our order numbers go into them and into paths.
-_ORDER_NUMBER = re.compile(r"[A-Za-z0-9_\-.:]{1,200}")
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -116,65 +126,9 @@ class StripeConfig:
         )
 
 
-class SignatureRejected(CallbackRejected):
-    """A webhook's ``Stripe-Signature`` is missing, malformed, stale or does not verify."""
-
-
 def idempotency_key(prefix: str, out_trade_no: str) -> str:
     """The key of one of our calls about one order: the same order always gives the same key."""
     return prefix + out_trade_no
-
-
-def sign_payload(secret: str, timestamp: int, body: bytes) -> str:
-    """Stripe's v1 scheme: hex HMAC-SHA256 keyed with the whole ``whsec_…`` string over
-    ``"{timestamp}." + raw body``."""
-    message = str(timestamp).encode("ascii") + b"." + body
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
-
-
-def parse_signature_header(header: str) -> tuple[int, list[str]]:
-    """``t=…,v1=…[,v1=…][,v0=…]`` → (timestamp, v1 signatures); other schemes are ignored."""
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for item in header.split(","):
-        name, sep, value = item.strip().partition("=")
-        if not sep:
-            continue
-        if name == "t":
-            if timestamp is not None or not _TIMESTAMP.fullmatch(value):
-                raise SignatureRejected("malformed_signature", "bad t= in Stripe-Signature")
-            timestamp = int(value)
-        elif name == "v1":
-            signatures.append(value)
-    if timestamp is None:
-        raise SignatureRejected("malformed_signature", "Stripe-Signature has no t=")
-    if not signatures:
-        raise SignatureRejected("missing_signature", "Stripe-Signature has no v1 signature")
-    return timestamp, signatures
-
-
-def verify_signature(
-    headers: Mapping[str, str], body: bytes, now: datetime, *, secrets: tuple[str, ...]
-) -> None:
-    """Accept the body if any v1 signature matches any configured secret and ``t`` is within
-    the tolerance (either way: a clock ahead is as suspect as a replay)."""
-    header = next(
-        (value for name, value in headers.items() if name.lower() == "stripe-signature"), None
-    )
-    if not header:
-        raise SignatureRejected("missing_signature", "no Stripe-Signature header")
-    timestamp, candidates = parse_signature_header(header)
-    expected = [sign_payload(secret, timestamp, body) for secret in secrets]
-    genuine = any(
-        hmac.compare_digest(mine, theirs)
-        for theirs in candidates
-        if _HEX_SIGNATURE.fullmatch(theirs)
-        for mine in expected
-    )
-    if not genuine:
-        raise SignatureRejected("bad_signature", "no v1 signature matches")
-    if abs(now.timestamp() - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
-        raise SignatureRejected("stale_timestamp", f"Stripe-Signature t={timestamp} is stale")
 
 
 class Stripe:
@@ -192,7 +146,7 @@ class Stripe:
             raise ChannelFatal(
                 "METHOD_NOT_SUPPORTED", f"stripe supports 'payment_intent', not {order.method!r}"
             )
-        _check_order_number(order.out_trade_no)
+        wire.check_order_number(order.out_trade_no)
         metadata = {wire.PAY_NO_METADATA_KEY: order.out_trade_no}
         if order.attach:
             metadata["attach"] = order.attach
@@ -220,7 +174,7 @@ class Stripe:
     def build_close(
         self, out_trade_no: str, *, channel_trade_no: str | None = None, now: datetime
     ) -> HttpRequest:
-        _check_order_number(out_trade_no)
+        wire.check_order_number(out_trade_no)
         body = wire.to_form(wire.PaymentIntentCancel(cancellation_reason="abandoned"))
         return self._request(
             "POST",
@@ -228,6 +182,34 @@ class Stripe:
             body,
             idempotency_key(CANCEL_KEY_PREFIX, out_trade_no),
         )
+
+    def build_refund(self, refund: CreateRefund, *, now: datetime) -> HttpRequest:
+        form = refunds.create_form(refund)
+        return self._request(
+            "POST", "/v1/refunds", form, refunds.idempotency_key(refund.out_refund_no)
+        )
+
+    def build_refund_query(
+        self,
+        out_refund_no: str,
+        *,
+        out_trade_no: str,
+        channel_trade_no: str | None = None,
+        channel_refund_no: str | None = None,
+        now: datetime,
+    ) -> HttpRequest:
+        if channel_refund_no:
+            return self._request("GET", refunds.retrieve_path(channel_refund_no))
+        # The create's answer was lost: the refund is found among the intent's by metadata.
+        if not channel_trade_no:
+            raise ChannelOrderNotFound(
+                "NO_PAYMENT_INTENT_ID",
+                f"neither the refund id nor the PaymentIntent id of {out_refund_no!r} is known",
+            )
+        return self._request("GET", refunds.list_path(channel_trade_no))
+
+    def build_statement(self, day: date, *, now: datetime) -> HttpRequest:
+        return self._request("GET", statements.page_path(day))
 
     @staticmethod
     def _intent_path(out_trade_no: str, channel_trade_no: str | None) -> str:
@@ -299,6 +281,46 @@ class Stripe:
                 raise ChannelAlreadyPaid(failure.code, failure.message, http_status=response.status)
         raise failure
 
+    def parse_refund(
+        self, response: HttpResponse, *, now: datetime, refund: CreateRefund | None = None
+    ) -> RefundStatus:
+        if response.status != 200:
+            raise wire.classify_failure(response)
+        status = refunds.status_of_answer(response.body, response.status)
+        if refund is not None and status.out_refund_no != refund.out_refund_no:
+            # An answer about another refund (a reused idempotency key?): believe nothing.
+            raise ChannelUnknownOutcome(
+                "REFUND_NUMBER_MISMATCH",
+                f"answer is about {status.out_refund_no!r}, not {refund.out_refund_no!r}",
+                http_status=response.status,
+            )
+        return status
+
+    def parse_refund_query(
+        self, response: HttpResponse, *, out_refund_no: str, now: datetime
+    ) -> RefundStatus:
+        if response.status == 200:
+            return refunds.find_refund(response.body, out_refund_no, response.status)
+        raise wire.classify_failure(response)
+
+    def parse_statement(
+        self, response: HttpResponse, *, cursor: Mapping[str, str], now: datetime
+    ) -> StatementPage:
+        if response.status != 200:
+            raise wire.classify_failure(response)
+        listing = statements.load_page(response.body)
+        day = statements.day_of(listing, cursor)
+        lines = statements.to_lines(listing, day)
+        if not listing.has_more or not listing.data or day is None:
+            return StatementPage(lines=lines)
+        # Stripe's lists page with the last object's id and the same filters.
+        last = listing.data[-1].id
+        return StatementPage(
+            lines=lines,
+            next_request=self._request("GET", statements.page_path(day, starting_after=last)),
+            cursor={"day": day.isoformat(), "starting_after": last},
+        )
+
     # -- callbacks ---------------------------------------------------------------------------
 
     def parse_callback(
@@ -317,6 +339,11 @@ class Stripe:
         if event.type not in HANDLED_EVENT_TYPES:
             # Signed by Stripe, so genuine: acknowledged and left alone.
             raise CallbackIgnored(event.id, event.type)
+        if event.type in REFUND_EVENT_TYPES:
+            refund = _event_refund(event)
+            return ChannelEvent(
+                event_id=event.id, event_type=event.type, trade=None, raw=raw, refund=refund
+            )
         trade = self._event_trade(event)
         if trade is None:
             raise CallbackRejected("malformed", f"{event.type} object is not understood")
@@ -325,9 +352,6 @@ class Stripe:
     def _event_trade(self, event: wire.Event) -> TradeStatus | None:
         merchant_id = event.account or self.config.account_id
         try:
-            if event.type == "charge.refunded":
-                charge = wire.Charge.model_validate(event.data.object)
-                return wire.refunded_charge_status(charge, merchant_id=merchant_id)
             intent = wire.PaymentIntent.model_validate(event.data.object)
         except ValidationError:
             return None
@@ -345,9 +369,19 @@ class Stripe:
         return HttpResponse(400, {"Content-Type": "application/json"}, body)
 
 
-def _check_order_number(out_trade_no: str) -> None:
-    if not _ORDER_NUMBER.fullmatch(out_trade_no):
-        raise ChannelFatal("BAD_ORDER_NUMBER", "order number unfit for an idempotency key")
+def _event_refund(event: wire.Event) -> RefundStatus:
+    try:
+        refund = refunds.Refund.model_validate(event.data.object)
+    except ValidationError:
+        raise CallbackRejected("malformed", f"{event.type} object is not a refund") from None
+    if refund.object != "refund" or refunds.REFUND_STATES.get(refund.status or "") is None:
+        raise CallbackRejected("malformed", f"{event.type} refund is not understood")
+    # The event is made when the refund changes: its time is the change's.
+    status = refunds.to_refund_status(refund, succeeded_at=event.created)
+    if status is None:
+        # Genuine, but not one of payfront's refunds (made in the Dashboard, say).
+        raise CallbackIgnored(event.id, event.type)
+    return status
 
 
 def _load_intent(body: bytes) -> wire.PaymentIntent | None:

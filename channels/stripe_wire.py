@@ -8,6 +8,7 @@ minor unit (none for zero-decimal currencies such as JPY) and refuse anything bu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -26,18 +27,18 @@ from channels.errors import (
 )
 
 
-class _WireModel(BaseModel):
+class WireModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 # -- requests -------------------------------------------------------------------------------
 
 
-class AutomaticPaymentMethods(_WireModel):
+class AutomaticPaymentMethods(WireModel):
     enabled: StrictBool
 
 
-class PaymentIntentCreate(_WireModel):
+class PaymentIntentCreate(WireModel):
     """Parameters of ``POST /v1/payment_intents``; field order is the encoded order."""
 
     amount: StrictInt
@@ -47,7 +48,7 @@ class PaymentIntentCreate(_WireModel):
     automatic_payment_methods: AutomaticPaymentMethods
 
 
-class PaymentIntentCancel(_WireModel):
+class PaymentIntentCancel(WireModel):
     """Parameters of ``POST /v1/payment_intents/{id}/cancel``."""
 
     cancellation_reason: StrictStr
@@ -81,7 +82,7 @@ def to_form(payload: BaseModel) -> bytes:
 # -- responses ------------------------------------------------------------------------------
 
 
-class Charge(_WireModel):
+class Charge(WireModel):
     id: StrictStr
     object: StrictStr = "charge"
     amount: StrictInt
@@ -97,7 +98,7 @@ class Charge(_WireModel):
     metadata: dict[str, StrictStr] = Field(default_factory=dict)
 
 
-class PaymentIntent(_WireModel):
+class PaymentIntent(WireModel):
     id: StrictStr
     object: StrictStr
     amount: StrictInt
@@ -112,7 +113,7 @@ class PaymentIntent(_WireModel):
     livemode: StrictBool | None = None
 
 
-class ErrorDetail(_WireModel):
+class ErrorDetail(WireModel):
     """``{"error": {type, code?, decline_code?, message?, param?, payment_intent?}}``."""
 
     type: StrictStr | None = None
@@ -124,15 +125,15 @@ class ErrorDetail(_WireModel):
     payment_intent: PaymentIntent | None = None
 
 
-class ErrorBody(_WireModel):
+class ErrorBody(WireModel):
     error: ErrorDetail
 
 
-class EventData(_WireModel):
+class EventData(WireModel):
     object: dict[str, object]
 
 
-class Event(_WireModel):
+class Event(WireModel):
     """The JSON body Stripe POSTs to a webhook endpoint."""
 
     id: StrictStr
@@ -164,6 +165,16 @@ PAYMENT_INTENT_STATES: Mapping[str, TradeState] = {
 
 PAY_NO_METADATA_KEY = "pay_no"
 
+# Idempotency keys are at most 255 characters; our order numbers go into them and into paths.
+_ORDER_NUMBER = re.compile(r"[A-Za-z0-9_\-.:]{1,200}")
+
+
+def check_order_number(number: str) -> None:
+    """Refuse an order or refund number unfit for an idempotency key."""
+    if not _ORDER_NUMBER.fullmatch(number):
+        raise ChannelFatal("BAD_ORDER_NUMBER", "order number unfit for an idempotency key")
+
+
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
@@ -175,7 +186,7 @@ def load(model: type[_Model], raw: bytes) -> _Model | None:
         return None
 
 
-def _timestamp(seconds: int | None) -> datetime | None:
+def timestamp(seconds: int | None) -> datetime | None:
     if seconds is None:
         return None
     try:
@@ -197,7 +208,7 @@ def to_trade_status(
     charge = intent.latest_charge if isinstance(intent.latest_charge, Charge) else None
     paid_at = None
     if paid:
-        paid_at = _timestamp(charge.created if charge is not None else paid_at_fallback)
+        paid_at = timestamp(charge.created if charge is not None else paid_at_fallback)
     return TradeStatus(
         out_trade_no=out_trade_no,
         state=state,
@@ -206,24 +217,6 @@ def to_trade_status(
         currency=intent.currency.upper(),
         channel_trade_no=intent.id,
         paid_at=paid_at,
-        merchant_id=merchant_id,
-    )
-
-
-def refunded_charge_status(charge: Charge, *, merchant_id: str | None) -> TradeStatus | None:
-    """A ``charge.refunded`` event's charge as a ``TradeStatus`` (state REFUNDED)."""
-    out_trade_no = charge.metadata.get(PAY_NO_METADATA_KEY)
-    if not out_trade_no or not charge.payment_intent:
-        return None
-    amount = charge.amount_captured if charge.amount_captured is not None else charge.amount
-    return TradeStatus(
-        out_trade_no=out_trade_no,
-        state=TradeState.REFUNDED,
-        channel_state="refunded" if charge.refunded else "partially_refunded",
-        amount_minor=amount,
-        currency=charge.currency.upper(),
-        channel_trade_no=charge.payment_intent,
-        paid_at=_timestamp(charge.created),
         merchant_id=merchant_id,
     )
 

@@ -6,6 +6,8 @@ Plain JSON, unsigned and unauthenticated: it exists only in the sandbox.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import web
 
 from mock_channels.alipay_models import PayOrder, RegisterApp
@@ -46,6 +48,19 @@ async def get_order(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+async def download_bill(request: web.Request) -> web.Response:
+    """The file behind a ``bill_download_url`` (Alipay's link: unsigned, valid 30 seconds)."""
+    sandbox = request.config_dict[ALIPAY_SANDBOX]
+    bill = sandbox.bills.take(request.query.get("fileId", ""), utc_now())
+    if bill is None:
+        return web.Response(status=404, text="file not found or link expired")
+    return web.Response(
+        body=bill.data,
+        content_type="application/zip",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(bill.name)}"},
+    )
+
+
 async def get_faults(request: web.Request) -> web.Response:
     sandbox = request.config_dict[ALIPAY_SANDBOX]
     return web.json_response(sandbox.faults.plan_for(request.match_info["app_id"]).model_dump())
@@ -67,6 +82,7 @@ def build_admin_app() -> web.Application:
     app.router.add_post("/apps", register_app)
     app.router.add_post("/orders/{out_trade_no}/pay", pay_order)
     app.router.add_get("/orders/{out_trade_no}", get_order)
+    app.router.add_get("/downloadBillFile.resource", download_bill)
     app.router.add_get("/faults/{app_id}", get_faults)
     app.router.add_put("/faults/{app_id}", put_faults)
     app.router.add_delete("/faults/{app_id}", delete_faults)

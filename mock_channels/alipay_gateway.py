@@ -203,7 +203,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     plan = sandbox.faults.plan_for(app.app_id)
     try:
         await sandbox.faults_before_acting(plan)
-        content = sandbox.call(app, method, params, _now())
+        content = sandbox.call(app, method, params, _now(), origin=str(request.url.origin()))
     except GatewayError as exc:
         content = exc.content()
     except Exception:

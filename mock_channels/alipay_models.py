@@ -150,6 +150,49 @@ class TradeReference(_Biz):
         return self
 
 
+class RefundCreate(_Biz):
+    """``biz_content`` of ``alipay.trade.refund`` (``trade_no`` wins when both are given)."""
+
+    out_trade_no: str | None = Field(default=None, min_length=1, max_length=64)
+    trade_no: str | None = Field(default=None, min_length=1, max_length=64)
+    refund_amount: int  # fen, from yuan
+    out_request_no: str | None = Field(default=None, min_length=1, max_length=64)
+    refund_reason: str | None = Field(default=None, max_length=256)
+
+    @field_validator("refund_amount", mode="before")
+    @classmethod
+    def _yuan(cls, value: Any) -> int:
+        return yuan_to_fen(value)
+
+    @model_validator(mode="after")
+    def _one_number(self) -> RefundCreate:
+        if not self.out_trade_no and not self.trade_no:
+            raise ValueError("out_trade_no 和 trade_no 不能同时为空")
+        return self
+
+
+class RefundQuery(_Biz):
+    """``biz_content`` of ``alipay.trade.fastpay.refund.query``."""
+
+    out_trade_no: str | None = Field(default=None, min_length=1, max_length=64)
+    trade_no: str | None = Field(default=None, min_length=1, max_length=64)
+    out_request_no: str = Field(min_length=1, max_length=64)
+    query_options: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_number(self) -> RefundQuery:
+        if not self.out_trade_no and not self.trade_no:
+            raise ValueError("out_trade_no 和 trade_no 不能同时为空")
+        return self
+
+
+class BillQuery(_Biz):
+    """``biz_content`` of ``alipay.data.dataservice.bill.downloadurl.query``."""
+
+    bill_type: str
+    bill_date: str
+
+
 def first_issue(error: Exception) -> str:
     """A short, Alipay-style description of why a biz_content was refused."""
     errors = getattr(error, "errors", None)
@@ -172,6 +215,9 @@ class RegisterApp(BaseModel):
     app_public_key_pem: str
     # The receiving account (PID); one is made up when absent.
     seller_id: str | None = Field(default=None, pattern=r"^2088[0-9]{12}$")
+    # The service fee (服务费) the trade bills show, as a fraction of each amount; 当面付's
+    # standard rate when absent.
+    fee_rate: Decimal | None = Field(default=None, ge=0, le=Decimal("0.1"), decimal_places=4)
 
     @field_validator("app_public_key_pem")
     @classmethod

@@ -5,6 +5,7 @@ Business answers follow Alipay's tables: ACQ.TRADE_NOT_EXIST until the buyer sca
 QR code or an opened cashier is not yet a trade), ACQ.CONTEXT_INCONSISTENT for an out_trade_no
 reused with other parameters, ACQ.TRADE_HAS_SUCCESS / ACQ.TRADE_HAS_CLOSE for a create on a
 paid / closed trade, ACQ.TRADE_STATUS_ERROR for closing a trade that is not WAIT_BUYER_PAY.
+Refunds follow ``alipay_refunds``, trade bills ``alipay_bills``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from mock_channels import alipay_errors as errors
+from mock_channels import alipay_refunds as refunds
+from mock_channels.alipay_bills import BillDesk
 from mock_channels.alipay_crypto import (
     content_to_sign,
     public_key_pem,
@@ -31,7 +34,10 @@ from mock_channels.alipay_crypto import (
 from mock_channels.alipay_models import (
     BEIJING,
     PRODUCT_CODES,
+    BillQuery,
     PayOrder,
+    RefundCreate,
+    RefundQuery,
     RegisterApp,
     TradeCreate,
     TradeReference,
@@ -45,8 +51,10 @@ from mock_channels.alipay_notify import (
     notify_record,
 )
 from mock_channels.alipay_state import (
+    DEFAULT_FEE_RATE,
     PAID,
     App,
+    Refund,
     Trade,
     TradeBook,
     TradeEvent,
@@ -57,12 +65,15 @@ from mock_channels.callbacks import CallbackAttempt, CallbackJob
 from mock_channels.common import SandboxCore
 from mock_channels.config import SandboxConfig
 
-_Biz = TypeVar("_Biz", TradeCreate, TradeReference)
+_Biz = TypeVar("_Biz", TradeCreate, TradeReference, RefundCreate, RefundQuery, BillQuery)
 
 PRECREATE = "alipay.trade.precreate"
 QUERY = "alipay.trade.query"
 CLOSE = "alipay.trade.close"
-API_METHODS = frozenset({PRECREATE, QUERY, CLOSE})
+REFUND = "alipay.trade.refund"
+REFUND_QUERY = "alipay.trade.fastpay.refund.query"
+BILL_QUERY = "alipay.data.dataservice.bill.downloadurl.query"
+API_METHODS = frozenset({PRECREATE, QUERY, CLOSE, REFUND, REFUND_QUERY, BILL_QUERY})
 CASHIER_METHODS = frozenset({"alipay.trade.page.pay", "alipay.trade.wap.pay"})
 
 
@@ -91,6 +102,7 @@ class AlipaySandbox(SandboxCore):
         self.store = AlipayStore(config.state_dir)
         self.apps: dict[str, App] = {}
         self.trades = TradeBook()
+        self.bills = BillDesk()
         self._key: rsa.RSAPrivateKey | None = None
         self._apps_lock = asyncio.Lock()
 
@@ -122,9 +134,21 @@ class AlipaySandbox(SandboxCore):
     # -- the OpenAPI -----------------------------------------------------------------------
 
     def call(
-        self, app: App, api_method: str, params: dict[str, str], now: dt.datetime
+        self,
+        app: App,
+        api_method: str,
+        params: dict[str, str],
+        now: dt.datetime,
+        *,
+        origin: str = "",
     ) -> dict[str, Any]:
-        """One authenticated server call; the ``…_response`` content (code 10000) or raise."""
+        """One authenticated server call; the ``…_response`` content (code 10000) or raise.
+        ``origin`` (scheme://host:port the call came to) is where bill links point."""
+        if api_method == BILL_QUERY:
+            trades = [t for (app_id, _), t in self.trades.by_key.items() if app_id == app.app_id]
+            return self.bills.query(app, trades, _parse_biz(BillQuery, params), now, origin)
+        if api_method in (REFUND, REFUND_QUERY):
+            return self._refund_call(app, api_method, params, now)
         if api_method == PRECREATE:
             created = self.create(app, api_method, params, now)
             return {
@@ -157,6 +181,21 @@ class AlipaySandbox(SandboxCore):
             "trade_no": trade.trade_no,
             "out_trade_no": trade.out_trade_no,
         }
+
+    def _refund_call(
+        self, app: App, api_method: str, params: dict[str, str], now: dt.datetime
+    ) -> dict[str, Any]:
+        if api_method == REFUND_QUERY:
+            asked = _parse_biz(RefundQuery, params)
+            reference = TradeReference(out_trade_no=asked.out_trade_no, trade_no=asked.trade_no)
+            return refunds.query(self._find(app, reference, now), asked)
+        request = _parse_biz(RefundCreate, params)
+        reference = TradeReference(out_trade_no=request.out_trade_no, trade_no=request.trade_no)
+        trade = self._find(app, reference, now)
+        content, made = refunds.refund(trade, request, now, _notify_id(now))
+        if trade is not None and made is not None:
+            self._notify_refund(app, trade, made)
+        return {k: v for k, v in content.items() if v is not None}
 
     def _find(self, app: App, reference: TradeReference, now: dt.datetime) -> Trade | None:
         if reference.trade_no:  # Alipay's rule: trade_no wins when both are given
@@ -232,11 +271,13 @@ class AlipaySandbox(SandboxCore):
                 or (existing.seller_id if existing else None)
                 or "2088" + random_digits(12)
             )
+            fee_rate = request.fee_rate or (existing.fee_rate if existing else DEFAULT_FEE_RATE)
             app = App.from_record(
                 {
                     "app_id": request.app_id,
                     "seller_id": seller_id,
                     "app_public_key_pem": request.app_public_key_pem,
+                    "fee_rate": str(fee_rate),
                 }
             )
             self.apps[app.app_id] = app
@@ -246,6 +287,7 @@ class AlipaySandbox(SandboxCore):
             "app_id": app.app_id,
             "seller_id": app.seller_id,
             "alipay_public_key_pem": self.alipay_public_key_pem(),
+            "fee_rate": str(app.fee_rate),
         }
 
     def _admin_trade(self, app_id: str | None, out_trade_no: str) -> tuple[App, Trade]:
@@ -303,16 +345,31 @@ class AlipaySandbox(SandboxCore):
         return urlencode(fields).encode("ascii")
 
     def _notify(self, app: App, trade: Trade) -> None:
+        self._send(app, trade, trade.notification_fields(dt.datetime.now(dt.UTC)))
+
+    def _notify_refund(self, app: App, trade: Trade, made: Refund) -> None:
+        fields = refunds.notification_fields(trade, made, dt.datetime.now(dt.UTC))
+        self._send(app, trade, fields, made.notify_attempts)
+
+    def _send(
+        self,
+        app: App,
+        trade: Trade,
+        fields: dict[str, str],
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Send one notification to the trade's notify_url on Alipay's schedule (refunds are
+        reported there too: a refund request carries no notify_url of its own)."""
         if trade.notify_url is None:
             return
         plan = self.faults.plan_for(app.app_id)
         if self.faults.strikes(plan.lose_callbacks):
             trade.notifies_lost += 1
             return
-        fields = trade.notification_fields(dt.datetime.now(dt.UTC))
+        log = trade.notify_attempts if attempts is None else attempts
 
         def record(attempt: CallbackAttempt) -> None:
-            trade.notify_attempts.append(notify_record(attempt))
+            log.append(notify_record(attempt))
 
         self.callbacks.start(
             CallbackJob(

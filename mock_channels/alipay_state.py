@@ -11,12 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mock_channels.alipay_crypto import load_app_public_key
 from mock_channels.alipay_models import beijing, fen_to_yuan
+
+# 当面付's standard service fee rate (0.6%), the default of the sandbox's trade bills.
+DEFAULT_FEE_RATE = Decimal("0.006")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,7 @@ class App:
     seller_id: str
     app_public_key_pem: str
     public_key: rsa.RSAPublicKey = field(repr=False, compare=False)
+    fee_rate: Decimal = DEFAULT_FEE_RATE
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> App:
@@ -34,6 +39,7 @@ class App:
             seller_id=str(record["seller_id"]),
             app_public_key_pem=pem,
             public_key=load_app_public_key(pem),
+            fee_rate=Decimal(str(record.get("fee_rate") or DEFAULT_FEE_RATE)),
         )
 
     def to_record(self) -> dict[str, str]:
@@ -41,6 +47,7 @@ class App:
             "app_id": self.app_id,
             "seller_id": self.seller_id,
             "app_public_key_pem": self.app_public_key_pem,
+            "fee_rate": str(self.fee_rate),
         }
 
 
@@ -71,6 +78,8 @@ class TradeEvent(enum.StrEnum):
     PAY = "pay"
     CLOSE = "close"
     EXPIRE = "expire"
+    # The refunds reached the trade's total: Alipay closes the trade (TRADE_CLOSED).
+    REFUND_ALL = "refund_all"
 
 
 TRANSITIONS: dict[tuple[TradeStatus, TradeEvent], TradeStatus] = {
@@ -80,6 +89,7 @@ TRANSITIONS: dict[tuple[TradeStatus, TradeEvent], TradeStatus] = {
     (TradeStatus.WAIT_BUYER_PAY, TradeEvent.PAY): TradeStatus.TRADE_SUCCESS,
     (TradeStatus.WAIT_BUYER_PAY, TradeEvent.CLOSE): TradeStatus.TRADE_CLOSED,
     (TradeStatus.WAIT_BUYER_PAY, TradeEvent.EXPIRE): TradeStatus.TRADE_CLOSED,
+    (TradeStatus.TRADE_SUCCESS, TradeEvent.REFUND_ALL): TradeStatus.TRADE_CLOSED,
 }
 
 
@@ -88,6 +98,28 @@ class IllegalTransition(Exception):
         super().__init__(f"{event.value} is not allowed in {status.value}")
         self.status = status
         self.event = event
+
+
+@dataclass
+class Refund:
+    """One refund of a trade, under its out_request_no (Alipay refunds at once or refuses)."""
+
+    out_request_no: str
+    amount_fen: int
+    reason: str | None
+    gmt_refund_pay: dt.datetime
+    notify_id: str
+    notify_attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def admin_view(self) -> dict[str, Any]:
+        return {
+            "out_request_no": self.out_request_no,
+            "refund_amount": fen_to_yuan(self.amount_fen),
+            "refund_reason": self.reason,
+            "gmt_refund_pay": beijing(self.gmt_refund_pay),
+            "notify_id": self.notify_id,
+            "notify_attempts": list(self.notify_attempts),
+        }
 
 
 @dataclass
@@ -119,6 +151,7 @@ class Trade:
     notify_id: str | None = None
     notify_attempts: list[dict[str, Any]] = field(default_factory=list)
     notifies_lost: int = 0
+    refunds: dict[str, Refund] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -141,8 +174,16 @@ class Trade:
             self.gmt_close = self.expire_at
         return self.status
 
+    @property
+    def paid_total_fen(self) -> int:
+        return self.paid_fen if self.paid_fen is not None else self.total_fen
+
+    @property
+    def refunded_fen(self) -> int:
+        return sum(refund.amount_fen for refund in self.refunds.values())
+
     def reported_total(self) -> str:
-        return fen_to_yuan(self.paid_fen if self.paid_fen is not None else self.total_fen)
+        return fen_to_yuan(self.paid_total_fen)
 
     def query_content(self) -> dict[str, Any]:
         """The trade as ``alipay_trade_query_response`` shows it (code 10000)."""
@@ -222,6 +263,7 @@ class Trade:
             "notify_id": self.notify_id,
             "notify_attempts": list(self.notify_attempts),
             "notifies_lost": self.notifies_lost,
+            "refunds": [refund.admin_view() for refund in self.refunds.values()],
         }
 
 

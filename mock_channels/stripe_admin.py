@@ -1,6 +1,6 @@
 """The sandbox-only admin API of the Stripe emulator (mounted under ``/sandbox/stripe``):
-register accounts, roll their webhook secrets, play the shopper, find and inspect intents
-with their events and delivery attempts, set faults.
+register accounts, roll their webhook secrets, play the shopper, settle refunds, find and
+inspect intents with their refunds, events and delivery attempts, set faults.
 
 Plain JSON, unauthenticated: it exists only in the sandbox. Errors keep Stripe's shape.
 """
@@ -12,7 +12,12 @@ from aiohttp import web
 from mock_channels.common import BodyParser, error_middleware
 from mock_channels.faults import FaultPlan
 from mock_channels.stripe_errors import StripeApiError, json_response
-from mock_channels.stripe_models import PayIntent, RegisterAccount, RollWebhookSecret
+from mock_channels.stripe_models import (
+    PayIntent,
+    RegisterAccount,
+    RollWebhookSecret,
+    SettleRefund,
+)
 from mock_channels.stripe_sandbox import STRIPE_SANDBOX
 
 
@@ -44,6 +49,17 @@ async def pay_intent(request: web.Request) -> web.Response:
     body = await _parse(request, PayIntent)
     sandbox = request.config_dict[STRIPE_SANDBOX]
     return json_response(200, sandbox.pay(request.match_info["intent"], body))
+
+
+async def settle_refund(request: web.Request) -> web.Response:
+    body = await _parse(request, SettleRefund)
+    sandbox = request.config_dict[STRIPE_SANDBOX]
+    return json_response(200, sandbox.settle_refund(request.match_info["refund"], body))
+
+
+async def get_refund(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[STRIPE_SANDBOX]
+    return json_response(200, sandbox.admin_refund(request.match_info["refund"]).to_api())
 
 
 async def get_intent(request: web.Request) -> web.Response:
@@ -84,6 +100,8 @@ def build_admin_app() -> web.Application:
     app.router.add_post("/payment_intents/{intent}/pay", pay_intent)
     app.router.add_get("/payment_intents", find_intents)
     app.router.add_get("/payment_intents/{intent}", get_intent)
+    app.router.add_post("/refunds/{refund}/settle", settle_refund)
+    app.router.add_get("/refunds/{refund}", get_refund)
     app.router.add_get("/faults/{account_id}", get_faults)
     app.router.add_put("/faults/{account_id}", put_faults)
     app.router.add_delete("/faults/{account_id}", delete_faults)

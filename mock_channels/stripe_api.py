@@ -20,6 +20,7 @@ from mock_channels.stripe_errors import (
 )
 from mock_channels.stripe_forms import FormError, Params, decode_form
 from mock_channels.stripe_idempotency import MAX_KEY_LENGTH, SavedAnswer, fingerprint
+from mock_channels.stripe_lists import LIST_PARAMS, list_body, list_request, page
 from mock_channels.stripe_params import (
     CANCEL_PARAMS,
     CANCELLATION_REASONS,
@@ -216,8 +217,71 @@ async def retrieve_charge(request: web.Request) -> web.Response:
 
 async def create_refund_route(request: web.Request) -> web.Response:
     sandbox, account, params, meta = _context(request)
-    refund = sandbox.payments.refund(account.account_id, create_refund(params), meta)
+    refund = sandbox.refunds.create(account.account_id, create_refund(params), meta)
     return _ok(refund.to_api())
+
+
+async def retrieve_refund(request: web.Request) -> web.Response:
+    sandbox, account, params, _ = _context(request)
+    known_only(params, {"expand"})
+    list_request(params, frozenset())  # refuses expansions
+    refund_id = request.match_info["refund"]
+    refund = sandbox.book.refund(account.account_id, refund_id)
+    if refund is None:
+        raise resource_missing("refund", refund_id, "id")
+    return _ok(refund.to_api())
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    sandbox, account, params, _ = _context(request)
+    known_only(params, LIST_PARAMS | {"payment_intent", "charge"})
+    listing = list_request(params, frozenset())
+    found, has_more = sandbox.refunds.find(
+        account.account_id,
+        listing,
+        string(params, "payment_intent"),
+        string(params, "charge"),
+    )
+    return _ok(list_body("/v1/refunds", [r.to_api() for r in found], has_more))
+
+
+_TXN_FILTERS = frozenset({"type", "source", "currency", "payout"})
+
+
+async def list_balance_transactions(request: web.Request) -> web.Response:
+    sandbox, account, params, _ = _context(request)
+    known_only(params, LIST_PARAMS | _TXN_FILTERS)
+    listing = list_request(params, frozenset({"data.source"}))
+    filters = {name: string(params, name) for name in _TXN_FILTERS}
+    newest_first = [
+        t
+        for t in reversed(sandbox.book.balance_transactions.values())
+        if t.account_id == account.account_id
+    ]
+
+    def keep(txn: Any) -> bool:
+        return (
+            filters["payout"] is None  # the sandbox makes no payouts
+            and filters["type"] in (None, txn.type.value)
+            and filters["source"] in (None, txn.source)
+            and filters["currency"] in (None, txn.currency)
+        )
+
+    found, has_more = page(newest_first, listing, keep, "balance_transaction")
+    expand_source = "data.source" in listing.expand
+    data = [sandbox.balance.render(txn, expand_source) for txn in found]
+    return _ok(list_body("/v1/balance_transactions", data, has_more))
+
+
+async def retrieve_balance_transaction(request: web.Request) -> web.Response:
+    sandbox, account, params, _ = _context(request)
+    known_only(params, {"expand"})
+    expand_source = "source" in list_request(params, frozenset({"source"})).expand
+    txn_id = request.match_info["txn"]
+    txn = sandbox.book.balance_transaction(account.account_id, txn_id)
+    if txn is None:
+        raise resource_missing("balance_transaction", txn_id, "id")
+    return _ok(sandbox.balance.render(txn, expand_source))
 
 
 async def retrieve_event(request: web.Request) -> web.Response:
@@ -238,5 +302,9 @@ def build_v1_app() -> web.Application:
     app.router.add_post("/payment_intents/{intent}/confirm", confirm_payment_intent)
     app.router.add_get("/charges/{charge}", retrieve_charge)
     app.router.add_post("/refunds", create_refund_route)
+    app.router.add_get("/refunds", list_refunds)
+    app.router.add_get("/refunds/{refund}", retrieve_refund)
+    app.router.add_get("/balance_transactions", list_balance_transactions)
+    app.router.add_get("/balance_transactions/{txn}", retrieve_balance_transaction)
     app.router.add_get("/events/{event}", retrieve_event)
     return app

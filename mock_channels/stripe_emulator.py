@@ -6,11 +6,13 @@ PaymentIntents move through Stripe's life cycle, idempotency keys replay first a
 events are signed and delivered to each account's webhook URL with Stripe's retries.
 
 Emulated: PaymentIntents create / retrieve / confirm / cancel, charges (retrieve), refunds
-(create), events (retrieve), API-key auth, Stripe's idempotency rules, form-encoded bracket
-parameters, Stripe-shaped errors, signed webhooks with secret rotation. Not emulated: Connect,
-customers and saved payment methods, 3-D Secure (``requires_action``), manual capture, list and
-search endpoints, updates of an intent, webhook endpoint objects, and test-mode's shorter retry
-schedule (live mode's three days are played, time-scaled).
+(create / retrieve / list, settling later for Stripe's refund test cards), balance transactions
+(list / retrieve, with fees), events (retrieve), API-key auth, Stripe's idempotency rules,
+form-encoded bracket parameters, Stripe-shaped errors, signed webhooks with secret rotation.
+Not emulated: Connect, customers and saved payment methods, 3-D Secure (``requires_action``),
+manual capture, lists other than refunds and balance transactions, search, updates of an
+intent or a refund, refunds needing the shopper's action, payouts, webhook endpoint objects,
+and test-mode's shorter retry schedule (live mode's three days are played, time-scaled).
 
 Accounts persist in ``state_dir/stripe``; objects, events and keys are kept in memory.
 """

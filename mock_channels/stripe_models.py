@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +22,12 @@ class RegisterAccount(BaseModel):
     webhook_url: str | None = Field(default=None, max_length=2048)
     # The event types the webhook endpoint is subscribed to ("*": all).
     enabled_events: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    # Stripe's fee on each charge: percent of the amount plus a fixed part in minor units
+    # (default 2.9% + 30, Stripe's US card price).
+    fee_percent: Decimal | None = Field(default=None, ge=0, le=100, max_digits=6)
+    fee_fixed: int | None = Field(default=None, ge=0, le=100_000)
+    # "manual": pending refunds wait for ``POST /sandbox/stripe/refunds/{id}/settle``.
+    refund_settlement: Literal["auto", "manual"] | None = None
 
     @field_validator("webhook_url")
     @classmethod
@@ -54,3 +61,21 @@ class PayIntent(BaseModel):
     amount_received: int | None = Field(default=None, ge=0)
     # Paying a succeeded intent is refused unless ``again``: then its event is sent again.
     again: bool = False
+
+
+class SettleRefund(BaseModel):
+    """``POST /sandbox/stripe/refunds/{id}/settle``: Stripe's later move on a refund — a
+    pending one succeeds or fails, a succeeded one fails (its card was closed, say)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["succeeded", "failed"] = "succeeded"
+    failure_reason: Literal[
+        "lost_or_stolen_card",
+        "expired_or_canceled_card",
+        "charge_for_pending_refund_disputed",
+        "insufficient_funds",
+        "declined",
+        "merchant_request",
+        "unknown",
+    ] = "expired_or_canceled_card"

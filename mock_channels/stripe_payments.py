@@ -1,5 +1,6 @@
-"""What the Stripe emulator's payment endpoints do, apart from HTTP: create, confirm, cancel and
-refund PaymentIntents the way Stripe does, with the charges and events each step makes.
+"""What the Stripe emulator's payment endpoints do, apart from HTTP: create, confirm and cancel
+PaymentIntents the way Stripe does, with the charges, balance transactions and events each step
+makes (refunds: ``stripe_refunds``).
 
 Confirming takes Stripe's test PaymentMethods (``pm_card_visa`` succeeds,
 ``pm_card_chargeDeclined`` is declined, …: docs.stripe.com/testing). A declined attempt leaves
@@ -16,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mock_channels.stripe_errors import StripeApiError, parameter_invalid, resource_missing
-from mock_channels.stripe_params import CreateIntent, CreateRefund
+from mock_channels.stripe_errors import StripeApiError, parameter_invalid
+from mock_channels.stripe_params import CreateIntent
 from mock_channels.stripe_state import (
     CANCELABLE,
     Book,
@@ -26,7 +27,6 @@ from mock_channels.stripe_state import (
     IntentEvent,
     IntentStatus,
     PaymentIntent,
-    Refund,
     new_id,
     unix_now,
 )
@@ -52,6 +52,9 @@ TEST_PAYMENT_METHODS: dict[str, tuple[str, str] | None] = {
     "pm_card_amex": None,
     "pm_card_us": None,
     "pm_card_jp": None,
+    # Charges succeed; their refunds go pending then succeeded, or succeeded then failed.
+    "pm_card_pendingRefund": None,
+    "pm_card_refundFail": None,
     "pm_card_chargeDeclined": ("card_declined", "generic_decline"),
     "pm_card_visa_chargeDeclined": ("card_declined", "generic_decline"),
     "pm_card_chargeDeclinedInsufficientFunds": ("card_declined", "insufficient_funds"),
@@ -97,10 +100,15 @@ def card_outcome(payment_method: str) -> tuple[str, str] | None:
     return TEST_PAYMENT_METHODS[payment_method]
 
 
+# The charge that succeeded → the id of its balance transaction.
+RecordCharge = Callable[[Charge], str]
+
+
 class Payments:
-    def __init__(self, book: Book, emit: Emit) -> None:
+    def __init__(self, book: Book, emit: Emit, record_charge: RecordCharge) -> None:
         self.book = book
         self._emit = emit
+        self._record_charge = record_charge
 
     # -- PaymentIntents --------------------------------------------------------------------
 
@@ -217,8 +225,9 @@ class Payments:
             description=intent.description,
             metadata=dict(intent.metadata),
             succeeded=decline is None,
-            balance_transaction=new_id("txn_3") if decline is None else None,
         )
+        if decline is None:
+            charge.balance_transaction = self._record_charge(charge)
         self.book.charges[charge.id] = charge
         intent.latest_charge = charge.id
         if decline is None:
@@ -264,67 +273,3 @@ class Payments:
         event = self._emit(intent.account_id, event_type, intent.to_api(), meta)
         intent.event_ids.append(event.id)
         return event
-
-    # -- refunds ---------------------------------------------------------------------------
-
-    def refund(self, account_id: str, params: CreateRefund, meta: RequestMeta) -> Refund:
-        charge = self._refundable_charge(account_id, params)
-        remaining = charge.amount - charge.amount_refunded
-        if remaining <= 0:
-            raise StripeApiError(
-                400,
-                f"Charge {charge.id} has already been refunded.",
-                code="charge_already_refunded",
-                saved=True,
-            )
-        amount = remaining if params.amount is None else params.amount
-        if amount > remaining:
-            raise StripeApiError(
-                400,
-                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
-                f"({remaining})",
-                code="amount_too_large",
-                param="amount",
-                saved=True,
-            )
-        refund = Refund(
-            id=new_id("re_3"),
-            account_id=account_id,
-            amount=amount,
-            currency=charge.currency,
-            charge=charge.id,
-            payment_intent=charge.payment_intent,
-            reason=params.reason,
-            metadata=dict(params.metadata),
-        )
-        self.book.refunds[refund.id] = refund
-        charge.amount_refunded += amount
-        self._emit(account_id, "charge.refunded", charge.to_api(), meta)
-        self._emit(account_id, "refund.created", refund.to_api(), meta)
-        return refund
-
-    def _refundable_charge(self, account_id: str, params: CreateRefund) -> Charge:
-        if params.charge is not None:
-            charge = self.book.charge(account_id, params.charge)
-            if charge is None:
-                raise resource_missing("charge", params.charge, "charge")
-        else:
-            intent_id = params.payment_intent or ""
-            intent = self.book.intent(account_id, intent_id)
-            if intent is None:
-                raise resource_missing("payment_intent", intent_id, "payment_intent")
-            found = self.book.charges.get(intent.latest_charge or "")
-            if intent.status is not IntentStatus.SUCCEEDED or found is None:
-                raise StripeApiError(
-                    400,
-                    f"This PaymentIntent ({intent.id}) does not have a successful charge to "
-                    "refund.",
-                    code="charge_not_refundable",
-                    param="payment_intent",
-                )
-            charge = found
-        if not charge.succeeded:
-            raise StripeApiError(
-                400, f"Charge {charge.id} has not succeeded.", code="charge_not_refundable"
-            )
-        return charge

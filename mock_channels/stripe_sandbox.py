@@ -1,15 +1,19 @@
 """The Stripe emulator's behaviour apart from HTTP routing: accounts and API-key
-authentication, idempotency keys, fault injection, the shopper's moves, and events signed and
-delivered to each account's webhook endpoint on Stripe's retry schedule."""
+authentication, idempotency keys, fault injection, the shopper's moves, refunds settled later,
+and events signed and delivered to each account's webhook endpoint on Stripe's retry
+schedule."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import contextlib
 import datetime as dt
+import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -19,6 +23,7 @@ from aiohttp import web
 from mock_channels.callbacks import CallbackAttempt, CallbackJob
 from mock_channels.common import SandboxCore
 from mock_channels.config import SandboxConfig
+from mock_channels.stripe_balance import Balance
 from mock_channels.stripe_errors import (
     StripeApiError,
     api_error,
@@ -29,8 +34,10 @@ from mock_channels.stripe_errors import (
     resource_missing,
 )
 from mock_channels.stripe_idempotency import KEY_TTL_S, IdempotencyKeys
-from mock_channels.stripe_models import PayIntent, RegisterAccount, RollWebhookSecret
+from mock_channels.stripe_models import PayIntent, RegisterAccount, RollWebhookSecret, SettleRefund
 from mock_channels.stripe_payments import Payments, RequestMeta
+from mock_channels.stripe_refund_state import IllegalRefundTransition, Refund
+from mock_channels.stripe_refunds import Refunds
 from mock_channels.stripe_state import (
     Account,
     Book,
@@ -44,6 +51,8 @@ from mock_channels.stripe_state import (
 from mock_channels.stripe_store import StripeStore
 from mock_channels.stripe_webhooks import STRIPE_RETRY_DELAYS_S, delivery_headers
 
+logger = logging.getLogger(__name__)
+
 
 def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
@@ -55,7 +64,10 @@ class StripeSandbox(SandboxCore):
         self.store = StripeStore(config.state_dir)
         self.accounts: dict[str, Account] = {}
         self.book = Book()
-        self.payments = Payments(self.book, self.emit)
+        self.balance = Balance(self.book, self.accounts)
+        self.payments = Payments(self.book, self.emit, self.balance.charge_succeeded)
+        self.refunds = Refunds(self.book, self.accounts, self.balance, self.emit, self.later)
+        self._timers: set[asyncio.Task[None]] = set()
         # Stripe keeps keys 24 hours; the sandbox's clock runs time_scale times as fast.
         self.idempotency = IdempotencyKeys(ttl_s=max(KEY_TTL_S * config.time_scale, 1.0))
         self._accounts_lock = asyncio.Lock()
@@ -64,8 +76,31 @@ class StripeSandbox(SandboxCore):
 
     async def start(self, session: aiohttp.ClientSession) -> None:
         records = await asyncio.to_thread(self.store.load_accounts)
-        self.accounts = {a.account_id: a for a in map(Account.from_record, records)}
+        # Filled in place: the balance and the refunds hold this very dict.
+        self.accounts.update((a.account_id, a) for a in map(Account.from_record, records))
         self.callbacks.attach_session(session)
+
+    async def stop(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
+        for timer in list(self._timers):
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        await super().stop()
+
+    def later(self, delay_s: float, action: Callable[[], None]) -> None:
+        """Run ``action`` after ``delay_s`` seconds of sandbox time (scaled by time_scale)."""
+
+        async def wait_then_act() -> None:
+            await asyncio.sleep(delay_s * self.config.time_scale)
+            try:
+                action()
+            except Exception:
+                logger.exception("Stripe sandbox: a delayed action failed")
+
+        timer = asyncio.get_running_loop().create_task(wait_then_act())
+        self._timers.add(timer)
+        timer.add_done_callback(self._timers.discard)
 
     # -- authentication --------------------------------------------------------------------
 
@@ -99,6 +134,12 @@ class StripeSandbox(SandboxCore):
                 account.webhook_url = request.webhook_url
             if request.enabled_events is not None:
                 account.enabled_events = list(request.enabled_events)
+            if request.fee_percent is not None:
+                account.fee_percent = request.fee_percent
+            if request.fee_fixed is not None:
+                account.fee_fixed = request.fee_fixed
+            if request.refund_settlement is not None:
+                account.refund_settlement = request.refund_settlement
             if request.webhook_secret is not None and request.webhook_secret != (
                 account.webhook_secret
             ):
@@ -193,6 +234,21 @@ class StripeSandbox(SandboxCore):
             raise StripeApiError(409, str(exc), code="payment_intent_unexpected_state") from None
         return self.intent_view(intent)
 
+    def settle_refund(self, refund_id: str, request: SettleRefund) -> dict[str, Any]:
+        refund = self.admin_refund(refund_id)
+        failure = request.failure_reason if request.outcome == "failed" else None
+        try:
+            self.refunds.settle(refund, failure)
+        except IllegalRefundTransition as exc:
+            raise StripeApiError(409, str(exc), code="refund_unexpected_state") from None
+        return refund.to_api()
+
+    def admin_refund(self, refund_id: str) -> Refund:
+        refund = self.book.refund(None, refund_id)
+        if refund is None:
+            raise resource_missing("refund", refund_id, "refund")
+        return refund
+
     def find_intents(self, account_id: str | None, pay_no: str | None) -> list[dict[str, Any]]:
         """Intents (admin views), oldest first, of one account and/or one ``metadata[pay_no]``."""
         return [
@@ -214,6 +270,7 @@ class StripeSandbox(SandboxCore):
             "account_id": intent.account_id,
             "payment_intent": self.payments.render(intent, frozenset({"latest_charge"})),
             "charges": charges,
+            "refunds": self.refunds.views(intent.id),
             "events": events,
         }
 

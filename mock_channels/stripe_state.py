@@ -1,5 +1,6 @@
-"""What the Stripe emulator knows: accounts, PaymentIntents and their state machine, charges,
-refunds and events, each rendered exactly as Stripe's API shows it.
+"""What the Stripe emulator knows: accounts, PaymentIntents and their state machine, charges
+and events, each rendered exactly as Stripe's API shows it (refunds and balance transactions:
+``stripe_refund_state``), and the book that holds them all.
 
 Objects live in memory only (a restarted sandbox forgets them, as a test wants); accounts are
 persisted by ``stripe_store``.
@@ -12,7 +13,10 @@ import secrets
 import string
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
+
+from mock_channels.stripe_refund_state import BalanceTransaction, Refund
 
 # The API version the sandbox renders objects and events in.
 SANDBOX_API_VERSION = "2025-03-31.basil"
@@ -49,6 +53,13 @@ class Account:
     webhook_url: str | None = None
     enabled_events: list[str] = field(default_factory=lambda: ["*"])
     created: int = field(default_factory=unix_now)
+    # Stripe's fee on a charge: percent of the amount (rounded half up) plus a fixed part in
+    # the currency's smallest unit (2.9% + 30 is Stripe's US card price).
+    fee_percent: Decimal = Decimal("2.9")
+    fee_fixed: int = 30
+    # "auto": a pending refund settles by itself a while later; "manual": only when told to
+    # (``POST /sandbox/stripe/refunds/{id}/settle``).
+    refund_settlement: Literal["auto", "manual"] = "auto"
 
     @property
     def webhook_secret(self) -> str:
@@ -77,6 +88,9 @@ class Account:
             webhook_url=record.get("webhook_url"),
             enabled_events=[str(name) for name in record.get("enabled_events", ["*"])],
             created=int(record.get("created", unix_now())),
+            fee_percent=Decimal(str(record.get("fee_percent", "2.9"))),
+            fee_fixed=int(record.get("fee_fixed", 30)),
+            refund_settlement="manual" if record.get("refund_settlement") == "manual" else "auto",
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -90,6 +104,9 @@ class Account:
             "webhook_url": self.webhook_url,
             "enabled_events": self.enabled_events,
             "created": self.created,
+            "fee_percent": str(self.fee_percent),
+            "fee_fixed": self.fee_fixed,
+            "refund_settlement": self.refund_settlement,
         }
 
     def public_view(self) -> dict[str, Any]:
@@ -99,6 +116,9 @@ class Account:
             "webhook_secret": self.webhook_secret,
             "webhook_url": self.webhook_url,
             "enabled_events": list(self.enabled_events),
+            "fee_percent": str(self.fee_percent),
+            "fee_fixed": self.fee_fixed,
+            "refund_settlement": self.refund_settlement,
             "livemode": False,
         }
 
@@ -204,33 +224,6 @@ class Charge:
             "payment_method": self.payment_method,
             "refunded": self.succeeded and self.amount_refunded >= self.amount,
             "status": "succeeded" if self.succeeded else "failed",
-        }
-
-
-@dataclass
-class Refund:
-    id: str
-    account_id: str
-    amount: int
-    currency: str
-    charge: str
-    payment_intent: str
-    reason: str | None
-    metadata: dict[str, str]
-    created: int = field(default_factory=unix_now)
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "refund",
-            "amount": self.amount,
-            "charge": self.charge,
-            "created": self.created,
-            "currency": self.currency,
-            "metadata": dict(self.metadata),
-            "payment_intent": self.payment_intent,
-            "reason": self.reason,
-            "status": "succeeded",
         }
 
 
@@ -359,6 +352,7 @@ class Book:
     intents: dict[str, PaymentIntent] = field(default_factory=dict)
     charges: dict[str, Charge] = field(default_factory=dict)
     refunds: dict[str, Refund] = field(default_factory=dict)
+    balance_transactions: dict[str, BalanceTransaction] = field(default_factory=dict)
     events: dict[str, Event] = field(default_factory=dict)
 
     def intent(self, account_id: str | None, intent_id: str) -> PaymentIntent | None:
@@ -374,4 +368,14 @@ class Book:
 
     def event(self, account_id: str, event_id: str) -> Event | None:
         found = self.events.get(event_id)
+        return found if found is not None and found.account_id == account_id else None
+
+    def refund(self, account_id: str | None, refund_id: str) -> Refund | None:
+        found = self.refunds.get(refund_id)
+        if found is None or (account_id is not None and found.account_id != account_id):
+            return None
+        return found
+
+    def balance_transaction(self, account_id: str, txn_id: str) -> BalanceTransaction | None:
+        found = self.balance_transactions.get(txn_id)
         return found if found is not None and found.account_id == account_id else None

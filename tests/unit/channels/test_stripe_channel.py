@@ -607,32 +607,23 @@ def test_payment_failed_and_canceled_events() -> None:
     assert canceled.trade.state is TradeState.CLOSED
 
 
-def test_charge_refunded_event() -> None:
+def test_charge_refunded_is_ignored() -> None:
+    """The refund.* events carry the refund itself (id, amount, status, payfront's numbers);
+    ``charge.refunded`` only the charge (without its refunds since API version 2022-11-15)."""
     charge = {
         "id": "ch_3Payfront",
         "object": "charge",
         "amount": 1999,
-        "amount_captured": 1999,
         "amount_refunded": 500,
         "created": T - 100,
         "currency": "usd",
-        "paid": True,
-        "refunded": False,
-        "status": "succeeded",
         "payment_intent": PI_ID,
         "metadata": {"pay_no": PAY_NO},
     }
     body = event_body("charge.refunded", data={"object": charge})
-    event = channel().parse_callback(signed(body), body, now=NOW)
-    assert event.trade.state is TradeState.REFUNDED
-    assert event.trade.channel_state == "partially_refunded"
-    assert event.trade.out_trade_no == PAY_NO
-    assert event.trade.channel_trade_no == PI_ID
-    assert event.trade.amount_minor == 1999
-
-    body = event_body("charge.refunded", data={"object": {**charge, "metadata": {}}})
-    with pytest.raises(CallbackRejected):
+    with pytest.raises(CallbackIgnored) as ignored:
         channel().parse_callback(signed(body), body, now=NOW)
+    assert ignored.value.event_type == "charge.refunded"
 
 
 @pytest.mark.parametrize(
@@ -670,7 +661,9 @@ def test_handled_event_types() -> None:
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
         "payment_intent.canceled",
-        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
     }
 
 
