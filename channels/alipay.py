@@ -206,7 +206,9 @@ class Alipay:
 
     # -- answers -----------------------------------------------------------------------------
 
-    def parse_create(self, response: HttpResponse, *, now: datetime) -> PrepayResult:
+    def parse_create(
+        self, response: HttpResponse, *, now: datetime, order: CreateOrder | None = None
+    ) -> PrepayResult:
         answer = self._answer(response, PRECREATE, wire.PrecreateResponse)
         if not answer.qr_code:
             raise ChannelUnknownOutcome(

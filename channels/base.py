@@ -184,8 +184,10 @@ class Channel(Protocol):
         """
         ...
 
-    def parse_create(self, response: HttpResponse, *, now: datetime) -> PrepayResult:
-        """Verify the create response's signature and return the credential.
+    def parse_create(
+        self, response: HttpResponse, *, order: CreateOrder, now: datetime
+    ) -> PrepayResult:
+        """Verify the answer to creating ``order`` and return the credential.
 
         Raises a ``ChannelError`` subclass classified by what is safe to do next.
         """

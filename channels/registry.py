@@ -24,7 +24,7 @@ class ChannelSpec:
 
 CHANNELS: Mapping[str, ChannelSpec] = {
     "wechatpay": ChannelSpec(
-        methods=frozenset({"native"}),
+        methods=frozenset({"native", "jsapi", "app", "h5"}),
         currencies=frozenset({"CNY"}),
         factory="channels.wechatpay:from_credentials",
         identity={"merchant_id": "mchid", "app_id": "appid"},

@@ -239,7 +239,9 @@ class Stripe:
 
     # -- responses ---------------------------------------------------------------------------
 
-    def parse_create(self, response: HttpResponse, *, now: datetime) -> PrepayResult:
+    def parse_create(
+        self, response: HttpResponse, *, now: datetime, order: CreateOrder | None = None
+    ) -> PrepayResult:
         if response.status == 200:
             intent = _load_intent(response.body)
             if intent is not None and intent.client_secret:

@@ -1,240 +1,131 @@
-"""WeChat Pay API v3 adapter for Native (QR) payments.
+"""WeChat Pay API v3 adapter: Native (QR), JSAPI, App and H5 payments, domestic refunds, trade
+bills, and payment and refund callbacks, for one merchant account.
 
-Builds signed requests and verifies/parses answers and callbacks as pure functions of data; the
-wire messages live in ``channels.wechatpay_wire``.
+Builds signed requests and verifies/parses answers and callbacks as pure functions of data. The
+wire messages live in ``channels.wechatpay_wire`` (payments), ``channels.wechatpay_refunds`` and
+``channels.wechatpay_bills``; keys and signatures in ``channels.wechatpay_auth``.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-import secrets
-import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import orjson
-from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from channels import wechatpay_bills as bills
+from channels import wechatpay_prepay as prepay
+from channels import wechatpay_refunds as refunds
 from channels import wechatpay_wire as wire
 from channels.base import (
     ChannelEvent,
     CreateOrder,
+    CreateRefund,
     HttpRequest,
     HttpResponse,
     PrepayResult,
+    RefundStatus,
+    StatementPage,
     TradeStatus,
 )
 from channels.errors import (
     CallbackRejected,
-    ChannelFatal,
+    ChannelRetryable,
     ChannelUnknownOutcome,
 )
-
-DEFAULT_BASE_URL = "https://api.mch.weixin.qq.com"
-AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
-SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
-SIGNTEST_PREFIX = "WECHATPAY/SIGNTEST/"
-MAX_CLOCK_SKEW_SECONDS = 300
-USER_AGENT = "payfront/0.1 (wechatpay-apiv3)"
-CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
-
-_NONCE_ALPHABET = string.ascii_letters + string.digits
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
-_SIGNATURE_HEADERS = (
-    "wechatpay-timestamp",
-    "wechatpay-nonce",
-    "wechatpay-signature",
-    "wechatpay-serial",
-    "wechatpay-signature-type",
+from channels.wechatpay_auth import (
+    AUTH_SCHEME,
+    CHINA_TZ,
+    DEFAULT_BASE_URL,
+    MAX_CLOCK_SKEW_SECONDS,
+    SIGNATURE_TYPE,
+    SIGNTEST_PREFIX,
+    USER_AGENT,
+    SignatureRejected,
+    WechatPayConfig,
+    decrypt_resource,
+    format_time_expire,
+    random_nonce,
+    sign_request,
+    verify_response_signature,
 )
+from channels.wechatpay_prepay import METHODS
+
+__all__ = [
+    "AUTH_SCHEME",
+    "CHINA_TZ",
+    "DEFAULT_BASE_URL",
+    "MAX_CLOCK_SKEW_SECONDS",
+    "METHODS",
+    "SIGNATURE_TYPE",
+    "SIGNTEST_PREFIX",
+    "SignatureRejected",
+    "WechatPay",
+    "WechatPayConfig",
+    "format_time_expire",
+    "from_credentials",
+    "random_nonce",
+    "sign_request",
+    "verify_response_signature",
+]
 
 
-@dataclass(frozen=True)
-class WechatPayConfig:
-    """One WeChat Pay merchant account in platform-public-key mode; keys are parsed objects."""
-
-    mchid: str
-    appid: str
-    merchant_serial_no: str
-    merchant_private_key: RSAPrivateKey = field(repr=False)
-    apiv3_key: bytes = field(repr=False)
-    platform_public_key: RSAPublicKey = field(repr=False)
-    platform_public_key_id: str
-    base_url: str = DEFAULT_BASE_URL
-
-    def __post_init__(self) -> None:
-        for name in ("mchid", "appid", "merchant_serial_no", "platform_public_key_id"):
-            value = getattr(self, name)
-            # These end up inside quoted Authorization parameters and header values.
-            if not isinstance(value, str) or not value or '"' in value or not value.isprintable():
-                raise ValueError(f"wechatpay config: {name} must be a non-empty printable string")
-        if not isinstance(self.apiv3_key, bytes) or len(self.apiv3_key) != 32:
-            raise ValueError("wechatpay config: apiv3_key must be exactly 32 bytes")
-        if not isinstance(self.merchant_private_key, RSAPrivateKey):
-            raise ValueError("wechatpay config: merchant_private_key must be an RSA private key")
-        if not isinstance(self.platform_public_key, RSAPublicKey):
-            raise ValueError("wechatpay config: platform_public_key must be an RSA public key")
-        if not self.base_url.startswith(("https://", "http://")) or self.base_url.endswith("/"):
-            raise ValueError("wechatpay config: base_url must be http(s)://host without a '/'")
-
-    @classmethod
-    def from_credentials(cls, creds: Mapping[str, str]) -> WechatPayConfig:
-        """Parse and validate string credentials (PEM keys, the 32-character APIv3 key)."""
-
-        def required(key: str) -> str:
-            value = creds.get(key)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"wechatpay credentials: {key!r} is missing or empty")
-            return value.strip()
-
-        apiv3_key = required("apiv3_key")
-        if not apiv3_key.isascii() or len(apiv3_key) != 32:
-            raise ValueError("wechatpay credentials: 'apiv3_key' must be 32 ASCII characters")
-        return cls(
-            mchid=required("mchid"),
-            appid=required("appid"),
-            merchant_serial_no=required("merchant_serial_no"),
-            merchant_private_key=_load_private_key(required("merchant_private_key_pem")),
-            apiv3_key=apiv3_key.encode("ascii"),
-            platform_public_key=_load_public_key(required("platform_public_key_pem")),
-            platform_public_key_id=required("platform_public_key_id"),
-            base_url=(creds.get("base_url") or DEFAULT_BASE_URL).strip().rstrip("/"),
-        )
-
-
-def _load_private_key(pem: str) -> RSAPrivateKey:
-    try:
-        key = load_pem_private_key(pem.encode("utf-8"), password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ValueError(
-            "wechatpay credentials: merchant_private_key_pem is not a PEM key"
-        ) from exc
-    if not isinstance(key, RSAPrivateKey) or key.key_size < 2048:
-        raise ValueError("wechatpay credentials: merchant private key must be RSA (2048+ bits)")
-    return key
-
-
-def _load_public_key(pem: str) -> RSAPublicKey:
-    try:
-        key = load_pem_public_key(pem.encode("utf-8"))
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ValueError("wechatpay credentials: platform_public_key_pem is not a PEM key") from exc
-    if not isinstance(key, RSAPublicKey) or key.key_size < 2048:
-        raise ValueError("wechatpay credentials: platform public key must be RSA (2048+ bits)")
-    return key
-
-
-class SignatureRejected(CallbackRejected):
-    """A WeChat Pay response or callback signature is missing, stale or does not verify."""
-
-
-def random_nonce() -> str:
-    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(32))
-
-
-def format_time_expire(moment: datetime) -> str:
-    """RFC 3339 in Beijing time, as WeChat documents it: ``2026-11-25T20:15:00+08:00``."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("expires_at must be timezone-aware")
-    return moment.astimezone(CHINA_TZ).replace(microsecond=0).isoformat()
-
-
-def _lines(*parts: bytes) -> bytes:
-    """WeChat's signing strings: every part followed by ``\\n``, the last one included."""
-    return b"".join(part + b"\n" for part in parts)
-
-
-def sign_request(
-    private_key: RSAPrivateKey, method: str, url_path: str, timestamp: int, nonce: str, body: bytes
-) -> str:
-    """Base64 RSA-SHA256 signature of ``METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n``."""
-    message = _lines(
-        method.encode(), url_path.encode(), str(timestamp).encode(), nonce.encode(), body
-    )
-    return base64.b64encode(private_key.sign(message, PKCS1v15(), SHA256())).decode("ascii")
-
-
-def verify_response_signature(
-    headers: Mapping[str, str], body: bytes, now: datetime, *, config: WechatPayConfig
-) -> None:
-    """Check a response's or callback's ``Wechatpay-*`` signature headers over the exact body.
-
-    Raises ``SignatureRejected`` with a short machine reason.
-    """
-    lowered = {name.lower(): value for name, value in headers.items()}
-    missing = [name for name in _SIGNATURE_HEADERS if not lowered.get(name)]
-    if missing:
-        raise SignatureRejected("missing_signature", "missing header(s): " + ", ".join(missing))
-    timestamp = lowered["wechatpay-timestamp"]
-    signature = lowered["wechatpay-signature"]
-    serial = lowered["wechatpay-serial"]
-    if lowered["wechatpay-signature-type"] != SIGNATURE_TYPE:
-        raise SignatureRejected("bad_signature_type", "Wechatpay-Signature-Type is not supported")
-    if signature.startswith(SIGNTEST_PREFIX):
-        raise SignatureRejected("bad_signature", "WeChat Pay signature probe")
-    if serial != config.platform_public_key_id:
-        raise SignatureRejected("unknown_serial", f"Wechatpay-Serial {serial!r} is not configured")
-    if not _TIMESTAMP.fullmatch(timestamp):
-        raise SignatureRejected("bad_timestamp", "Wechatpay-Timestamp is not a unix timestamp")
-    if abs(int(timestamp) - now.timestamp()) > MAX_CLOCK_SKEW_SECONDS:
-        raise SignatureRejected("stale_timestamp", f"Wechatpay-Timestamp {timestamp} is stale")
-    try:
-        raw_signature = base64.b64decode(signature, validate=True)
-        message = _lines(timestamp.encode(), lowered["wechatpay-nonce"].encode(), body)
-        config.platform_public_key.verify(raw_signature, message, PKCS1v15(), SHA256())
-    except (ValueError, InvalidSignature) as exc:  # bad base64 / non-UTF-8 nonce / mismatch
-        raise SignatureRejected("bad_signature", "signature does not verify") from exc
-
-
-def _decrypt(apiv3_key: bytes, resource: wire.CallbackResource) -> bytes:
-    try:
-        return AESGCM(apiv3_key).decrypt(
-            resource.nonce.encode(),
-            base64.b64decode(resource.ciphertext, validate=True),
-            (resource.associated_data or "").encode(),
-        )
-    except (ValueError, InvalidTag) as exc:  # bad base64, nonce length, surrogates, tag
-        raise CallbackRejected("decrypt_failed", "resource does not decrypt") from exc
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class WechatPay:
-    """WeChat Pay v3 Native payments for one merchant account (the ``Channel`` protocol)."""
+    """WeChat Pay v3 for one merchant account (the ``Channel`` protocol)."""
 
     name = "wechatpay"
 
     def __init__(
-        self, config: WechatPayConfig, *, nonce_factory: Callable[[], str] | None = None
+        self,
+        config: WechatPayConfig,
+        *,
+        nonce_factory: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
         self._nonce_factory = nonce_factory or random_nonce
 
-    # -- requests ----------------------------------------------------------------------------
+    # -- payments ----------------------------------------------------------------------------
 
     def build_create(self, order: CreateOrder, *, now: datetime) -> HttpRequest:
-        if order.method != "native":
-            raise ChannelFatal(
-                "METHOD_NOT_SUPPORTED", f"wechatpay supports 'native', not {order.method!r}"
+        path, payload = prepay.prepay_request(self.config, order)
+        return self._signed("POST", path, wire.to_json(payload), now)
+
+    def parse_create(
+        self,
+        response: HttpResponse,
+        *,
+        now: datetime,
+        order: CreateOrder | None = None,
+        method: str | None = None,
+    ) -> PrepayResult:
+        """The credential for the shopper.
+
+        JSAPI and App answers are the same ``{"prepay_id"}``: the method comes from ``order``
+        (or ``method``). Without either, a prepay id gets the
+        parameters of both front-ends (JSAPI's ``appId``/``timeStamp``/``nonceStr``/``package``/
+        ``signType``/``paySign`` and App's ``appid``/``partnerid``/``prepayid``/``noncestr``/
+        ``timestamp``/``sign``, whose fixed ``package`` is ``Sign=WXPay``).
+        """
+        self._verify(response, now)
+        if method is None and order is not None:
+            method = order.method
+        if response.status == 200:
+            found = prepay.credential(
+                self.config,
+                response.body,
+                method=method,
+                timestamp=str(int(now.timestamp())),
+                nonce=self._nonce_factory(),
             )
-        payload = wire.NativePrepayRequest(
-            appid=self.config.appid,
-            mchid=self.config.mchid,
-            description=order.description,
-            out_trade_no=order.out_trade_no,
-            time_expire=format_time_expire(order.expires_at) if order.expires_at else None,
-            attach=order.attach,
-            notify_url=order.notify_url,
-            amount=wire.RequestAmount(total=order.amount_minor, currency=order.currency.upper()),
-        )
-        return self._signed("POST", "/v3/pay/transactions/native", wire.to_json(payload), now)
+            if found is not None:
+                return PrepayResult(credential=found)
+        raise wire.classify_failure(response)
 
     def build_query(
         self, out_trade_no: str, *, channel_trade_no: str | None = None, now: datetime
@@ -242,14 +133,143 @@ class WechatPay:
         path = f"{_order_path(out_trade_no)}?mchid={quote(self.config.mchid, safe='')}"
         return self._signed("GET", path, b"", now)
 
+    def parse_query(self, response: HttpResponse, *, now: datetime) -> TradeStatus:
+        self._verify(response, now)
+        if response.status == 200:
+            transaction = wire.load(wire.Transaction, response.body)
+            if transaction is not None:
+                status = wire.to_trade_status(transaction)
+                if status is None:
+                    raise ChannelUnknownOutcome(
+                        "UNKNOWN_TRADE_STATE",
+                        f"unknown trade_state {transaction.trade_state!r}",
+                        http_status=response.status,
+                    )
+                return status
+        raise wire.classify_failure(response)
+
     def build_close(
         self, out_trade_no: str, *, channel_trade_no: str | None = None, now: datetime
     ) -> HttpRequest:
         body = wire.to_json(wire.CloseRequest(mchid=self.config.mchid))
         return self._signed("POST", f"{_order_path(out_trade_no)}/close", body, now)
 
-    def _signed(self, method: str, path: str, body: bytes, now: datetime) -> HttpRequest:
-        url = self.config.base_url + path
+    def parse_close(self, response: HttpResponse, *, now: datetime) -> None:
+        self._verify(response, now)
+        if response.status == 204:
+            return
+        failure = wire.classify_failure(response)
+        if failure.code == "ORDER_CLOSED":  # closing a closed order: it is closed
+            return
+        raise failure
+
+    # -- refunds -----------------------------------------------------------------------------
+
+    def build_refund(self, refund: CreateRefund, *, now: datetime) -> HttpRequest:
+        # By out_trade_no always: it is what payfront knows for sure, and sending the same
+        # number every time keeps a repeated refund identical (WeChat's refund idempotency).
+        payload = refunds.RefundRequest(
+            out_trade_no=refund.out_trade_no,
+            out_refund_no=refund.out_refund_no,
+            reason=refund.reason or None,
+            notify_url=refund.notify_url,
+            amount=refunds.RefundRequestAmount(
+                refund=refund.refund_minor,
+                total=refund.total_minor,
+                currency=refund.currency.upper(),
+            ),
+        )
+        return self._signed("POST", refunds.REFUNDS_PATH, wire.to_json(payload), now)
+
+    def parse_refund(
+        self, response: HttpResponse, *, now: datetime, refund: CreateRefund | None = None
+    ) -> RefundStatus:
+        status = self._refund_answer(response, now)
+        if refund is not None and status.out_refund_no != refund.out_refund_no:
+            raise ChannelUnknownOutcome(
+                "REFUND_NUMBER_MISMATCH",
+                f"answer is about {status.out_refund_no!r}, not {refund.out_refund_no!r}",
+                http_status=response.status,
+            )
+        return status
+
+    def build_refund_query(
+        self,
+        out_refund_no: str,
+        *,
+        out_trade_no: str,
+        channel_trade_no: str | None = None,
+        channel_refund_no: str | None = None,
+        now: datetime,
+    ) -> HttpRequest:
+        path = f"{refunds.REFUNDS_PATH}/{quote(out_refund_no, safe='*@|')}"
+        return self._signed("GET", path, b"", now)
+
+    def parse_refund_query(
+        self, response: HttpResponse, *, out_refund_no: str, now: datetime
+    ) -> RefundStatus:
+        status = self._refund_answer(response, now)
+        if status.out_refund_no != out_refund_no:
+            raise ChannelUnknownOutcome(
+                "REFUND_MISMATCH",
+                f"asked for refund {out_refund_no!r}, got {status.out_refund_no!r}",
+                http_status=response.status,
+            )
+        return status
+
+    def _refund_answer(self, response: HttpResponse, now: datetime) -> RefundStatus:
+        self._verify(response, now)
+        if response.status == 200:
+            refund = wire.load(refunds.Refund, response.body)
+            if refund is not None:
+                status = refunds.to_refund_status(refund)
+                if status is None:
+                    raise ChannelUnknownOutcome(
+                        "UNKNOWN_REFUND_STATE",
+                        f"unknown refund status {refund.state!r}",
+                        http_status=response.status,
+                    )
+                return status
+        raise refunds.classify_refund_failure(response)
+
+    # -- statements --------------------------------------------------------------------------
+
+    def build_statement(self, day: date, *, now: datetime) -> HttpRequest:
+        # GZIP: a busy day's bill is large and compresses ~6x; hash_value is over the inflated
+        # file either way.
+        query = f"bill_date={day.isoformat()}&bill_type=ALL&tar_type=GZIP"
+        return self._signed("GET", f"{bills.TRADEBILL_PATH}?{query}", b"", now)
+
+    def parse_statement(
+        self, response: HttpResponse, *, cursor: Mapping[str, str], now: datetime
+    ) -> StatementPage:
+        """Step 1 (empty cursor): the signed tradebill answer → the signed download request.
+        Step 2: the (unsigned) file, checked against the answer's SHA1, parsed into lines."""
+        if "hash_value" in cursor:
+            return bills.parse_download(response, cursor)
+        self._verify(response, now)
+        if response.status == 200:
+            answer = wire.load(bills.TradebillAnswer, response.body)
+            if answer is not None:
+                origin, path = bills.download_target(self.config.base_url, answer.download_url)
+                return StatementPage(
+                    next_request=self._signed("GET", path, b"", now, origin=origin),
+                    cursor={"hash_type": answer.hash_type, "hash_value": answer.hash_value},
+                )
+        failure = wire.classify_failure(response)
+        if failure.code == "NO_STATEMENT_EXIST":
+            # WeChat makes no bill for a day without payments or refunds: an empty statement.
+            return StatementPage()
+        if failure.code == "STATEMENT_CREATING":  # the bill is made after 9:00 the next day
+            raise ChannelRetryable(failure.code, failure.message, http_status=failure.http_status)
+        raise failure
+
+    # -- signing and verification ------------------------------------------------------------
+
+    def _signed(
+        self, method: str, path: str, body: bytes, now: datetime, *, origin: str | None = None
+    ) -> HttpRequest:
+        url = (origin or self.config.base_url) + path
         split = urlsplit(url)
         signed_path = split.path + (f"?{split.query}" if split.query else "")
         timestamp = int(now.timestamp())
@@ -272,40 +292,6 @@ class WechatPay:
         if method != "GET":
             headers["Content-Type"] = "application/json"
         return HttpRequest(method=method, url=url, headers=headers, body=body)
-
-    # -- responses ---------------------------------------------------------------------------
-
-    def parse_create(self, response: HttpResponse, *, now: datetime) -> PrepayResult:
-        self._verify(response, now)
-        if response.status == 200:
-            prepay = wire.load(wire.NativePrepayResponse, response.body)
-            if prepay is not None and prepay.code_url:
-                return PrepayResult(credential={"code_url": prepay.code_url})
-        raise wire.classify_failure(response)
-
-    def parse_query(self, response: HttpResponse, *, now: datetime) -> TradeStatus:
-        self._verify(response, now)
-        if response.status == 200:
-            transaction = wire.load(wire.Transaction, response.body)
-            if transaction is not None:
-                status = wire.to_trade_status(transaction)
-                if status is None:
-                    raise ChannelUnknownOutcome(
-                        "UNKNOWN_TRADE_STATE",
-                        f"unknown trade_state {transaction.trade_state!r}",
-                        http_status=response.status,
-                    )
-                return status
-        raise wire.classify_failure(response)
-
-    def parse_close(self, response: HttpResponse, *, now: datetime) -> None:
-        self._verify(response, now)
-        if response.status == 204:
-            return
-        failure = wire.classify_failure(response)
-        if failure.code == "ORDER_CLOSED":  # closing a closed order: it is closed
-            return
-        raise failure
 
     def _verify(self, response: HttpResponse, now: datetime) -> None:
         try:
@@ -334,14 +320,29 @@ class WechatPay:
             raise CallbackRejected("malformed", f"resource_type {envelope.resource_type!r}")
         if resource.algorithm != "AEAD_AES_256_GCM":
             raise CallbackRejected("unsupported_algorithm", f"algorithm {resource.algorithm!r}")
-        if resource.original_type not in (None, "transaction"):
+        kind = resource.original_type
+        if kind is None:
+            kind = "refund" if envelope.event_type.startswith("REFUND.") else "transaction"
+        if kind not in ("transaction", "refund"):
             raise CallbackRejected("unsupported_resource", f"{resource.original_type!r}")
-        plaintext = _decrypt(self.config.apiv3_key, resource)
-        try:
-            raw = orjson.loads(plaintext)
-            transaction = wire.Transaction.model_validate(raw)
-        except (orjson.JSONDecodeError, ValidationError) as exc:
-            raise CallbackRejected("malformed", "decrypted resource is not a transaction") from exc
+        if (kind == "refund") != envelope.event_type.startswith("REFUND."):
+            raise CallbackRejected("malformed", f"{envelope.event_type} about a {kind}")
+        plaintext = decrypt_resource(self.config.apiv3_key, resource)
+        if kind == "refund":
+            raw, refund = _decoded(plaintext, refunds.Refund, "refund")
+            status = refunds.to_refund_status(refund)
+            if status is None or refund.refund_status is None:
+                raise CallbackRejected("malformed", f"refund_status {refund.refund_status!r}")
+            if refund.mchid is not None and refund.mchid != self.config.mchid:
+                raise CallbackRejected("wrong_account", f"refund of mchid {refund.mchid!r}")
+            return ChannelEvent(
+                event_id=envelope.id,
+                event_type=envelope.event_type,
+                trade=None,
+                raw=raw,
+                refund=status,
+            )
+        raw, transaction = _decoded(plaintext, wire.Transaction, "transaction")
         trade = wire.to_trade_status(transaction)
         if trade is None:
             raise CallbackRejected("malformed", f"trade_state {transaction.trade_state!r}")
@@ -356,6 +357,14 @@ class WechatPay:
         text = message.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
         body = orjson.dumps({"code": "FAIL", "message": text})
         return HttpResponse(500, {"Content-Type": "application/json"}, body)
+
+
+def _decoded(plaintext: bytes, model: type[_Model], kind: str) -> tuple[dict[str, object], _Model]:
+    try:
+        raw = orjson.loads(plaintext)
+        return raw, model.model_validate(raw)
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise CallbackRejected("malformed", f"decrypted resource is not a {kind}") from exc
 
 
 def _order_path(out_trade_no: str) -> str:

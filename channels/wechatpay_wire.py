@@ -24,20 +24,34 @@ from channels.errors import (
 )
 
 
-class _WireModel(BaseModel):
+class WireModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 # -- requests -------------------------------------------------------------------------------
 
 
-class RequestAmount(_WireModel):
+class RequestAmount(WireModel):
     total: StrictInt
     currency: StrictStr
 
 
-class NativePrepayRequest(_WireModel):
-    """Body of ``POST /v3/pay/transactions/native``; field order is the serialised order."""
+class Payer(WireModel):
+    openid: StrictStr
+
+
+class H5Info(WireModel):
+    type: StrictStr
+
+
+class SceneInfo(WireModel):
+    payer_client_ip: StrictStr
+    h5_info: H5Info | None = None
+
+
+class PrepayRequest(WireModel):
+    """Body of ``POST /v3/pay/transactions/{native|jsapi|app|h5}``; field order is the
+    serialised order (WeChat's documented order). ``payer`` is JSAPI's, ``scene_info`` H5's."""
 
     appid: StrictStr
     mchid: StrictStr
@@ -47,9 +61,11 @@ class NativePrepayRequest(_WireModel):
     attach: StrictStr | None = None
     notify_url: StrictStr
     amount: RequestAmount
+    payer: Payer | None = None
+    scene_info: SceneInfo | None = None
 
 
-class CloseRequest(_WireModel):
+class CloseRequest(WireModel):
     """Body of ``POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close``."""
 
     mchid: StrictStr
@@ -58,25 +74,35 @@ class CloseRequest(_WireModel):
 # -- responses ------------------------------------------------------------------------------
 
 
-class NativePrepayResponse(_WireModel):
+class NativePrepayResponse(WireModel):
     code_url: StrictStr
 
 
-class ErrorBody(_WireModel):
+class PrepayIdResponse(WireModel):
+    """The JSAPI and App answer: a prepay id the front-end pays with (valid two hours)."""
+
+    prepay_id: StrictStr
+
+
+class H5PrepayResponse(WireModel):
+    h5_url: StrictStr
+
+
+class ErrorBody(WireModel):
     """Every v3 failure answer: an HTTP status plus ``{code, message}`` (``detail`` optional)."""
 
     code: StrictStr
     message: StrictStr = ""
 
 
-class TransactionAmount(_WireModel):
+class TransactionAmount(WireModel):
     total: StrictInt | None = None
     currency: StrictStr | None = None
     payer_total: StrictInt | None = None
     payer_currency: StrictStr | None = None
 
 
-class Transaction(_WireModel):
+class Transaction(WireModel):
     """An order as the query API returns it and as a decrypted payment callback carries it."""
 
     appid: StrictStr | None = None
@@ -94,7 +120,7 @@ class Transaction(_WireModel):
 # -- callbacks ------------------------------------------------------------------------------
 
 
-class CallbackResource(_WireModel):
+class CallbackResource(WireModel):
     algorithm: StrictStr
     ciphertext: StrictStr
     nonce: StrictStr
@@ -102,7 +128,7 @@ class CallbackResource(_WireModel):
     original_type: StrictStr | None = None
 
 
-class CallbackEnvelope(_WireModel):
+class CallbackEnvelope(WireModel):
     """The signed JSON body WeChat POSTs to ``notify_url``."""
 
     id: StrictStr

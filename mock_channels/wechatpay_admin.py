@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from mock_channels import wechatpay_aftersale as aftersale
 from mock_channels.common import BodyParser, error_middleware, utc_now
 from mock_channels.faults import FaultPlan
 from mock_channels.wechatpay_errors import ApiError, json_response
-from mock_channels.wechatpay_models import PayOrder, RegisterMerchant
+from mock_channels.wechatpay_models import PayOrder, RefundMode, RegisterMerchant, SettleRefund
 from mock_channels.wechatpay_sandbox import WECHATPAY_SANDBOX
 
 
@@ -45,6 +46,27 @@ async def get_order(request: web.Request) -> web.Response:
     )
 
 
+async def get_refund(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    view = aftersale.refund_view(
+        sandbox, request.query.get("mchid"), request.match_info["out_refund_no"], utc_now()
+    )
+    return json_response(200, view)
+
+
+async def settle_refund(request: web.Request) -> web.Response:
+    body = await _parse(request, SettleRefund)
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    view = aftersale.settle_refund(sandbox, request.match_info["out_refund_no"], body, utc_now())
+    return json_response(200, view)
+
+
+async def put_refund_mode(request: web.Request) -> web.Response:
+    body = await _parse(request, RefundMode)
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    return json_response(200, aftersale.set_refund_mode(sandbox, request.match_info["mchid"], body))
+
+
 async def get_faults(request: web.Request) -> web.Response:
     sandbox = request.config_dict[WECHATPAY_SANDBOX]
     return json_response(200, sandbox.faults.plan_for(request.match_info["mchid"]).model_dump())
@@ -66,6 +88,9 @@ def build_admin_app() -> web.Application:
     app.router.add_post("/merchants", register_merchant)
     app.router.add_post("/orders/{out_trade_no}/pay", pay_order)
     app.router.add_get("/orders/{out_trade_no}", get_order)
+    app.router.add_get("/refunds/{out_refund_no}", get_refund)
+    app.router.add_post("/refunds/{out_refund_no}/settle", settle_refund)
+    app.router.add_put("/refund-mode/{mchid}", put_refund_mode)
     app.router.add_get("/faults/{mchid}", get_faults)
     app.router.add_put("/faults/{mchid}", put_faults)
     app.router.add_delete("/faults/{mchid}", delete_faults)

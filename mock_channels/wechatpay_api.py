@@ -10,6 +10,7 @@ import secrets
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from mock_channels import wechatpay_aftersale as aftersale
 from mock_channels.wechatpay_auth import authenticate
 from mock_channels.wechatpay_errors import ApiError, json_response
 from mock_channels.wechatpay_sandbox import WECHATPAY_SANDBOX, WeChatPaySandbox
@@ -18,6 +19,8 @@ from mock_channels.wechatpay_state import Merchant
 logger = logging.getLogger(__name__)
 
 _MERCHANT = web.RequestKey("wechatpay_merchant", Merchant)
+# Bill files are not signed ("该接口响应的信息请求头中不包含微信接口响应的签名值").
+UNSIGNED_ROUTES = frozenset({"billdownload"})
 
 
 def _now() -> dt.datetime:
@@ -77,6 +80,9 @@ async def v3_middleware(request: web.Request, handler: Handler) -> web.StreamRes
     if sandbox.faults.strikes(plan.timeout_rate):
         # The request has been acted on; the client only sees its own timeout.
         await sandbox.hang()
+    if request.match_info.route.name in UNSIGNED_ROUTES and response.status == 200:
+        response.headers["Request-ID"] = secrets.token_hex(16).upper()
+        return response
     return _signed(sandbox, response, merchant)
 
 
@@ -123,6 +129,34 @@ async def certificates(request: web.Request) -> web.Response:
     return json_response(200, sandbox.certificates(_merchant(request)))
 
 
+async def create_refund(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    refund = aftersale.create_refund(sandbox, _merchant(request), await request.read(), _now())
+    return json_response(200, refund)
+
+
+async def query_refund(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    out_refund_no = request.match_info["out_refund_no"]
+    return json_response(
+        200, aftersale.query_refund(sandbox, _merchant(request), out_refund_no, _now())
+    )
+
+
+async def tradebill(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    # The download URL points back at the address this client reached the sandbox by.
+    base_url = f"{request.scheme}://{request.host}"
+    answer = aftersale.tradebill(sandbox, _merchant(request), dict(request.query), base_url)
+    return json_response(200, answer)
+
+
+async def download_bill(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    content = aftersale.download_bill(sandbox, _merchant(request), request.query.get("token"))
+    return web.Response(status=200, body=content, content_type="application/octet-stream")
+
+
 def build_v3_app() -> web.Application:
     app = web.Application(middlewares=[v3_middleware])
     app.router.add_post("/pay/transactions/{product:native|jsapi|app|h5}", create_transaction)
@@ -130,4 +164,8 @@ def build_v3_app() -> web.Application:
     app.router.add_get("/pay/transactions/id/{transaction_id}", query_by_transaction_id)
     app.router.add_post("/pay/transactions/out-trade-no/{out_trade_no}/close", close_order)
     app.router.add_get("/certificates", certificates)
+    app.router.add_post("/refund/domestic/refunds", create_refund)
+    app.router.add_get("/refund/domestic/refunds/{out_refund_no}", query_refund)
+    app.router.add_get("/bill/tradebill", tradebill)
+    app.router.add_get("/billdownload/file", download_bill, name="billdownload")
     return app

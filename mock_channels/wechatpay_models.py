@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -14,6 +15,8 @@ from mock_channels.wechatpay_crypto import load_merchant_public_key
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 OUT_TRADE_NO_PATTERN = r"^[A-Za-z0-9_*|\-]{6,32}$"
+# "只能是数字、大小写字母_-|*@", 1 to 64 characters.
+OUT_REFUND_NO_PATTERN = r"^[A-Za-z0-9_\-|*@]{1,64}$"
 
 # Path segment that selects the product, and the trade_type WeChat reports for it.
 TRADE_TYPES: dict[str, str] = {"native": "NATIVE", "jsapi": "JSAPI", "app": "APP", "h5": "MWEB"}
@@ -96,6 +99,46 @@ class CreateTransaction(_Wire):
         return parse_rfc3339(self.time_expire) if self.time_expire else None
 
 
+def _check_notify_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("must be an absolute http or https URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry query parameters")
+    return value
+
+
+class RefundAmount(_Wire):
+    refund: int = Field(gt=0)
+    total: int = Field(gt=0)
+    currency: str
+
+    @field_validator("currency")
+    @classmethod
+    def _cny_only(cls, value: str) -> str:
+        if value != "CNY":
+            raise ValueError("only CNY is supported")
+        return value
+
+
+class CreateRefundBody(_Wire):
+    """Body of ``POST /v3/refund/domestic/refunds`` (transaction_id or out_trade_no)."""
+
+    transaction_id: str | None = Field(default=None, min_length=1, max_length=32)
+    out_trade_no: str | None = Field(default=None, min_length=1, max_length=32)
+    out_refund_no: Annotated[str, Field(pattern=OUT_REFUND_NO_PATTERN)]
+    reason: str | None = Field(default=None, max_length=80)
+    notify_url: str | None = Field(default=None, min_length=1, max_length=256)
+    funds_account: str | None = None
+    amount: RefundAmount
+    goods_detail: list[dict[str, Any]] | None = None
+
+    @field_validator("notify_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_notify_url(value)
+
+
 def missing_for_trade_type(trade_type: str, body: CreateTransaction) -> str | None:
     """The field a product requires beyond the common ones, if it is absent (JSON pointer)."""
     if trade_type == "JSAPI" and body.payer is None:
@@ -144,6 +187,8 @@ class RegisterMerchant(BaseModel):
     merchant_public_key_pem: str
     apiv3_key: str = Field(min_length=32, max_length=32, pattern=r"^[\x21-\x7e]{32}$")
     platform_mode: Literal["public_key", "certificate"] = "public_key"
+    # The trade bill's fee rate: 0.006 is 0.60%.
+    fee_rate: Decimal = Field(default=Decimal("0.006"), ge=0, le=Decimal("0.1"))
 
     @field_validator("merchant_public_key_pem")
     @classmethod
@@ -165,3 +210,25 @@ class PayOrder(BaseModel):
     paid_currency: str | None = Field(default=None, min_length=3, max_length=3)
     # Paying an already paid order is refused unless ``again``: then its callback is re-sent.
     again: bool = False
+    # JSAPI/App: the parameters the merchant's front-end pays with; verified like WeChat's
+    # client does (400 INVALID_PAYMENT_PARAMS) before paying.
+    payment_params: dict[str, str] | None = None
+
+
+class SettleRefund(BaseModel):
+    """Body of ``POST /sandbox/wechatpay/refunds/{out_refund_no}/settle``: end a refund that is
+    still PROCESSING now, the way WeChat would (then its callback is sent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mchid: str | None = Field(default=None, min_length=1)
+    outcome: Literal["success", "abnormal", "closed"] = "success"
+
+
+class RefundMode(BaseModel):
+    """Body of ``PUT /sandbox/wechatpay/refund-mode/{mchid}``: how that merchant's new refunds
+    end after the processing delay; ``hold`` keeps them PROCESSING until settled by hand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["success", "abnormal", "closed", "hold"] = "success"

@@ -1,6 +1,7 @@
 """The WeChat Pay v3 emulator's behaviour, apart from HTTP routing: create / query / close
 orders the way WeChat answers, sign answers with the platform key, play the shopper, and send
-encrypted, signed payment callbacks.
+encrypted, signed payment and refund callbacks. Refunds and trade bills keep their rules in
+``wechatpay_refunds`` and ``wechatpay_bills`` (called through ``wechatpay_aftersale``).
 
 Error codes follow WeChat's v3 error tables (pay.weixin.qq.com/doc/v3/merchant, "下单" pages:
 400 PARAM_ERROR / APPID_MCHID_NOT_MATCH, 401 SIGN_ERROR, 403 OUT_TRADE_NO_USED for a reused
@@ -20,17 +21,13 @@ import uuid
 from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from mock_channels.callbacks import (
-    WECHATPAY_RETRY_DELAYS_S,
-    CallbackAttempt,
-    CallbackJob,
-)
 from mock_channels.common import SandboxCore
 from mock_channels.config import SandboxConfig
+from mock_channels.wechatpay_auth import check_payment_params
+from mock_channels.wechatpay_bills import BillDesk
 from mock_channels.wechatpay_crypto import (
     AEAD_ALGORITHM,
     SIGNATURE_TYPE,
@@ -58,6 +55,8 @@ from mock_channels.wechatpay_models import (
     first_issue,
     missing_for_trade_type,
 )
+from mock_channels.wechatpay_notify import deliver, notification_body
+from mock_channels.wechatpay_refunds import Refund, RefundDesk, refund_notification_body
 from mock_channels.wechatpay_state import (
     BEIJING,
     PAID_STATES,
@@ -92,8 +91,11 @@ class WeChatPaySandbox(SandboxCore):
         self.store = WeChatPayStore(config.state_dir)
         self.merchants: dict[str, Merchant] = {}
         self.orders = OrderBook()
+        self.refunds = RefundDesk(time_scale=config.time_scale, notify=self._notify_refund)
+        self.bills = BillDesk()
         self._platform: PlatformIdentity | None = None
         self._merchants_lock = asyncio.Lock()
+        self._timers: set[asyncio.TimerHandle] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -102,6 +104,12 @@ class WeChatPaySandbox(SandboxCore):
         records = await asyncio.to_thread(self.store.load_merchants)
         self.merchants = {m.mchid: m for m in map(Merchant.from_record, records)}
         self.callbacks.attach_session(session)
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        await super().stop()
 
     @property
     def platform(self) -> PlatformIdentity:
@@ -320,10 +328,16 @@ class WeChatPaySandbox(SandboxCore):
             self._notify(merchant, order, now)
             return order.admin_view(now)
 
+        if request.payment_params is not None:
+            check_payment_params(
+                merchant, order.credential.get("prepay_id"), request.payment_params
+            )
         success = request.outcome == "success"
         order.apply(OrderEvent.PAY_SUCCESS if success else OrderEvent.PAY_FAIL)
         order.transaction_id = order.transaction_id or _transaction_id(now)
-        order.payer_openid = order.payer_openid or _openid()
+        payer = order.params.get("payer")
+        openid = payer.get("openid") if isinstance(payer, dict) else None  # JSAPI's shopper
+        order.payer_openid = order.payer_openid or openid or _openid()
         order.bank_type = "OTHERS"
         self.orders.index_transaction(order)
         if success:
@@ -338,57 +352,56 @@ class WeChatPaySandbox(SandboxCore):
     # -- callbacks -------------------------------------------------------------------------
 
     def notification_body(self, merchant: Merchant, order: Order, now: dt.datetime) -> bytes:
-        sealed = aead_encrypt(
-            merchant.apiv3_key, orjson.dumps(order.transaction_resource()), "transaction"
+        return notification_body(
+            merchant,
+            notification_id=order.notification_id or str(uuid.uuid4()),
+            event_type="TRANSACTION.SUCCESS",
+            summary="支付成功",
+            original_type="transaction",
+            resource=order.transaction_resource(),
+            now=now,
         )
-        notification = {
-            "id": order.notification_id,
-            "create_time": rfc3339(now),
-            "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功",
-            "resource": {
-                "original_type": "transaction",
-                "algorithm": AEAD_ALGORITHM,
-                "ciphertext": sealed.ciphertext,
-                "associated_data": sealed.associated_data,
-                "nonce": sealed.nonce,
-            },
-        }
-        return orjson.dumps(notification)
 
     def _notify(self, merchant: Merchant, order: Order, now: dt.datetime) -> None:
-        plan = self.faults.plan_for(merchant.mchid)
-        if self.faults.strikes(plan.lose_callbacks):
-            order.callbacks_lost += 1
-            return
-
-        body = self.notification_body(merchant, order, now)
-
-        def record(attempt: CallbackAttempt) -> None:
-            order.callback_attempts.append(
-                {
-                    "attempt": attempt.attempt,
-                    "at": rfc3339(attempt.at, millis=True),
-                    "status": attempt.status,
-                    "error": attempt.error,
-                    "duplicate": attempt.duplicate,
-                }
-            )
-
-        self.callbacks.start(
-            CallbackJob(
-                url=order.notify_url,
-                body_for=lambda: body,
-                headers_for=lambda body: {
-                    "Content-Type": "application/json",
-                    **self.signature_headers(body, merchant),
-                },
-                record=record,
-                retry_delays_s=WECHATPAY_RETRY_DELAYS_S,
-                duplicate=plan.duplicate_callbacks,
-            )
+        self.send_notification(
+            merchant, order.notify_url, self.notification_body(merchant, order, now), order
         )
+
+    def schedule_refund(self, merchant: Merchant, refund: Refund) -> None:
+        """End the refund once its processing delay is over (as the merchant's mode says)."""
+        delay = max(0.0, (refund.settle_at - dt.datetime.now(dt.UTC)).total_seconds())
+
+        def due() -> None:
+            self._timers.discard(timer)
+            now = max(dt.datetime.now(dt.UTC), refund.settle_at)
+            self.refunds.refresh(merchant, refund, now)
+
+        timer = asyncio.get_running_loop().call_later(delay, due)
+        self._timers.add(timer)
+
+    def _notify_refund(self, merchant: Merchant, refund: Refund, now: dt.datetime) -> None:
+        # Without a notify_url WeChat would use the console's refund URL; there is none here.
+        if refund.notify_url is not None:
+            body = refund_notification_body(merchant, refund, now)
+            self.send_notification(merchant, refund.notify_url, body, refund)
+
+    def send_notification(
+        self, merchant: Merchant, url: str, body: bytes, about: Order | Refund
+    ) -> None:
+        """Deliver a notification about an order or a refund, with the merchant's faults."""
+        plan = self.faults.plan_for(merchant.mchid)
+        sent = deliver(
+            self.callbacks,
+            self.faults,
+            url=url,
+            body=body,
+            headers_for=lambda sent: self.signature_headers(sent, merchant),
+            attempts=about.callback_attempts,
+            lose_rate=plan.lose_callbacks,
+            duplicate=plan.duplicate_callbacks,
+        )
+        if not sent:
+            about.callbacks_lost += 1
 
 
 WECHATPAY_SANDBOX = web.AppKey("wechatpay_sandbox", WeChatPaySandbox)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mock_channels.wechatpay_crypto import load_merchant_public_key
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
+DEFAULT_FEE_RATE = Decimal("0.006")
 
 
 def rfc3339(moment: dt.datetime, *, millis: bool = False) -> str:
@@ -40,6 +42,8 @@ class Merchant:
     apiv3_key: str
     platform_mode: PlatformMode
     public_key: rsa.RSAPublicKey = field(repr=False, compare=False)
+    # The fee rate the trade bill charges (0.006 = 0.60%, WeChat's common rate).
+    fee_rate: Decimal = DEFAULT_FEE_RATE
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Merchant:
@@ -52,6 +56,7 @@ class Merchant:
             apiv3_key=str(record["apiv3_key"]),
             platform_mode=PlatformMode(record.get("platform_mode", PlatformMode.PUBLIC_KEY)),
             public_key=load_merchant_public_key(pem),
+            fee_rate=Decimal(str(record.get("fee_rate", DEFAULT_FEE_RATE))),
         )
 
     def to_record(self) -> dict[str, str]:
@@ -62,6 +67,7 @@ class Merchant:
             "merchant_public_key_pem": self.merchant_public_key_pem,
             "apiv3_key": self.apiv3_key,
             "platform_mode": self.platform_mode.value,
+            "fee_rate": str(self.fee_rate),
         }
 
 
@@ -94,6 +100,7 @@ class OrderEvent(enum.StrEnum):
     PAY_FAIL = "pay_fail"
     CLOSE = "close"
     EXPIRE = "expire"
+    REFUND = "refund"
 
 
 TRANSITIONS: dict[tuple[TradeState, OrderEvent], TradeState] = {
@@ -108,6 +115,9 @@ TRANSITIONS: dict[tuple[TradeState, OrderEvent], TradeState] = {
     (TradeState.PAYERROR, OrderEvent.EXPIRE): TradeState.CLOSED,
     # Closing twice is accepted by WeChat (204 again).
     (TradeState.CLOSED, OrderEvent.CLOSE): TradeState.CLOSED,
+    # An accepted refund (partial or full) turns a paid order's trade_state to REFUND.
+    (TradeState.SUCCESS, OrderEvent.REFUND): TradeState.REFUND,
+    (TradeState.REFUND, OrderEvent.REFUND): TradeState.REFUND,
 }
 
 

@@ -310,7 +310,7 @@ def test_time_expire_is_rfc3339_beijing_time(channel: WechatPay) -> None:
 
 def test_other_methods_are_refused(channel: WechatPay) -> None:
     with pytest.raises(ChannelFatal) as caught:
-        channel.build_create(order(method="jsapi"), now=NOW)
+        channel.build_create(order(method="micropay"), now=NOW)
     assert caught.value.code == "METHOD_NOT_SUPPORTED"
 
 
@@ -466,7 +466,7 @@ def test_parse_create_2xx_without_code_url_is_unknown(
     channel: WechatPay, platform_key: rsa.RSAPrivateKey, payload: object
 ) -> None:
     with pytest.raises(ChannelUnknownOutcome) as caught:
-        channel.parse_create(signed_response(platform_key, 200, payload), now=NOW)
+        channel.parse_create(signed_response(platform_key, 200, payload), now=NOW, method="native")
     assert caught.value.http_status == 200
     with pytest.raises(ChannelUnknownOutcome):
         channel.parse_create(signed_response(platform_key, 202, {"code": "USERPAYING"}), now=NOW)
@@ -624,6 +624,8 @@ def test_callback_round_trip(
     assert event.event_id == "EV-2018022511223320873"
     assert event.event_type == "TRANSACTION.SUCCESS"
     assert event.raw == TRANSACTION
+    assert event.refund is None
+    assert event.trade is not None
     assert event.trade.state is TradeState.PAID
     assert event.trade.amount_minor == 1999
     assert event.trade.channel_trade_no == "4200001460202611258197935963"
