@@ -1,12 +1,15 @@
 """``python -m bench token``: token issuance against a bare aiohttp handler measured in the
 same run; ``python -m bench token --channel-latency 0.05,2``: the token's latency with a
-worker calling a slow channel. Run from the repository root with payfront's venv."""
+worker calling a slow channel; ``python -m bench hot-accounts``: ledger postings to one
+merchant account, per-row balance update vs the hot-account buffer. Run from the repository
+root with payfront's venv."""
 
 from __future__ import annotations
 
 import argparse
 
 from bench.channel_latency import run_channel_latency
+from bench.hot_accounts import HotOptions, run_hot_accounts
 from bench.session import TokenOptions
 from bench.token_path import run_throughput
 
@@ -100,11 +103,42 @@ def parser() -> argparse.ArgumentParser:
         help="closed-loop connections for the --channel-latency steps (default 4: a few "
         "requests in flight, so the gateway's own queue does not hide the worker's effect)",
     )
+    hot = commands.add_parser(
+        "hot-accounts",
+        help="postings/s to one merchant account: per-row balance update vs hot buffer",
+        description="Postings (whole payment entries, one transaction each) to ONE merchant "
+        "account from K concurrent writers, with the balance row updated per posting and with "
+        "the hot-account buffer folded meanwhile, on each database; the ratio hot ÷ per-row "
+        "is measured in the same run. Writes bench/results/hot-accounts-*/.",
+    )
+    hot.add_argument("--db", choices=sorted(DATABASES), default="both", help="default both")
+    hot.add_argument(
+        "--writers",
+        type=_positive_ints,
+        default=(1, 4, 16, 64),
+        metavar="K,K,…",
+        help="concurrent writers per step (default 1,4,16,64)",
+    )
+    hot.add_argument(
+        "--duration", type=_positive_floats, default=(5.0,), help="seconds per step (default 5)"
+    )
+    hot.add_argument(
+        "--warmup", type=_positive_floats, default=(1.0,), help="warm-up seconds (default 1)"
+    )
     return root
 
 
 def main() -> int:
     args = parser().parse_args()
+    if args.command == "hot-accounts":
+        return run_hot_accounts(
+            HotOptions(
+                databases=DATABASES[args.db],
+                writers=args.writers,
+                duration_s=args.duration[0],
+                warmup_s=args.warmup[0],
+            )
+        )
     options = TokenOptions(
         databases=DATABASES[args.db],
         connections=args.connections,

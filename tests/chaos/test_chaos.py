@@ -28,9 +28,17 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from core import ids
+from core.ledger.balances import check_ledger
 from core.merchants import add_webhook_endpoint
 from core.store.db import Database
-from core.store.tables import anomalies, events, outbox, pay_orders, webhook_deliveries
+from core.store.tables import (
+    anomalies,
+    events,
+    ledger_entries,
+    outbox,
+    pay_orders,
+    webhook_deliveries,
+)
 from core.vault import Vault, new_master_key
 from payfront.devsetup import provision_wechat_sandbox_account
 from sdk import verify_webhook
@@ -89,7 +97,8 @@ async def _arq_state(
     """Evidence for work still owed, by (job kind, ref): does arq hold the job, is it queued?"""
     state = {}
     for kind, ref in owed:
-        queue = env["PAYFRONT_NOTIFY_QUEUE_NAME" if kind == "notify" else "PAYFRONT_QUEUE_NAME"]
+        notify_pool = kind in ("notify", "post_entry")
+        queue = env["PAYFRONT_NOTIFY_QUEUE_NAME" if notify_pool else "PAYFRONT_QUEUE_NAME"]
         job_id = f"{queue}:{kind}:{ref}"
         ttl = await redis.pttl(f"arq:job:{job_id}")
         score = await redis.zscore(queue, job_id)
@@ -249,6 +258,30 @@ def _webhook_problems(outcome: Outcome, inbox: FlakyInbox, secret: str) -> list[
     return problems
 
 
+async def _ledger_problems(db: Database, outcome: Outcome) -> list[str]:
+    """The ledger balances, agrees with its lines, and holds exactly one entry per paid order
+    (from its payment.succeeded event) and none for an order that is not paid."""
+    check = await check_ledger(db)
+    problems = [f"ledger: unbalanced entry for event {e}" for e in check.unbalanced_entries]
+    problems += [f"ledger: {mismatch}" for mismatch in check.balance_mismatches]
+    entries: dict[str, list[str]] = defaultdict(list)
+    for row in await _rows(
+        db,
+        sa.select(ledger_entries.c.pay_no, ledger_entries.c.source_event_id).where(
+            ledger_entries.c.event_type == "payment.succeeded"
+        ),
+    ):
+        entries[row.pay_no].append(row.source_event_id)
+    for pay_no, order in outcome.orders.items():
+        succeeded = [
+            e for e, kind in outcome.events_by_pay.get(pay_no, []) if kind == "payment.succeeded"
+        ]
+        wanted = succeeded if order.status == "paid" else []
+        if sorted(entries.get(pay_no, [])) != sorted(wanted):
+            problems.append(f"ledger: {pay_no} ({order.status}) has entries {entries.get(pay_no)}")
+    return problems
+
+
 def _evidence(run: Run, outcome: Outcome, pay_no: str) -> str:
     order = outcome.orders[pay_no]
     view = outcome.at_channel.get(pay_no)
@@ -383,6 +416,7 @@ async def test_payments_survive_faults_kills_and_a_redis_loss(
             quiet = await _wait_quiescent(db, inbox, chaos_ended + SIZE.settle_timeout_s)
             settled_s = time.monotonic() - chaos_ended
             outcome = await _collect(run)
+            ledger_problems = await _ledger_problems(db, outcome)
             crashed = procs.crashed()
             owed = [(row.kind, row.ref) for row in outcome.pending_outbox] + [
                 ("check", o.pay_no)
@@ -425,6 +459,7 @@ async def test_payments_survive_faults_kills_and_a_redis_loss(
     general += [f"delivery {row.id} still pending" for row in outcome.pending_deliveries]
     general += [f"anomaly {row.pay_no} {row.kind} {row.detail}" for row in outcome.anomalies]
     general += [f"process exited by itself: {name}" for name in crashed]
+    general += ledger_problems
     failed = sum(o.status == "prepay_failed" for o in outcome.orders.values())
     if failed != EXPECTED_PREPAY_FAILED:
         general.append(f"{failed} prepay_failed, expected {EXPECTED_PREPAY_FAILED}")
