@@ -19,8 +19,9 @@ async def record_anomaly(
     source_id: str,
     detail: dict[str, Any],
     now: datetime,
-) -> None:
-    """Once per (order, kind, source): the same callback delivered again adds nothing."""
+) -> int | None:
+    """Once per (order, kind, source): the same callback delivered again adds nothing.
+    Returns the new anomaly's id, or None when it was recorded before."""
     exists = (
         await conn.execute(
             sa.select(anomalies.c.id).where(
@@ -30,9 +31,12 @@ async def record_anomaly(
             )
         )
     ).first()
-    if exists is None:
-        await conn.execute(
-            anomalies.insert().values(
-                pay_no=pay_no, kind=kind, source_id=source_id, detail=detail, created_at=now
-            )
+    if exists is not None:
+        return None
+    created = await conn.execute(
+        anomalies.insert().values(
+            pay_no=pay_no, kind=kind, source_id=source_id, detail=detail, created_at=now
         )
+    )
+    assert created.inserted_primary_key is not None
+    return int(created.inserted_primary_key[0])

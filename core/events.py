@@ -18,8 +18,12 @@ from core.views import iso, payment_object, refund_object
 
 NOTIFY_JOB = "notify"
 POST_ENTRY_JOB = "post_entry"
+# The events after which money came in for a pay order (core.receipts names the exceptions).
+RECEIVED_EVENTS = frozenset(
+    {"payment.succeeded", "payment.partially_paid", "payment.late_succeeded", "payment.duplicate"}
+)
 # The event types after which money has moved, each posted to the ledger exactly once.
-MONEY_EVENTS = frozenset({"payment.succeeded", "refund.succeeded"})
+MONEY_EVENTS = RECEIVED_EVENTS | {"refund.succeeded"}
 
 
 async def record_payment_event(

@@ -18,6 +18,8 @@ from core.vault import Vault, hash_api_key, same_secret
 class MerchantAuth:
     merchant_id: str
     livemode: bool
+    # The first characters of the API key used (``sk_test_AbCd``): who, in audit records.
+    key_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +68,19 @@ async def authenticate(db: Database, api_key: str) -> MerchantAuth | None:
     async with db.read() as conn:
         row = (
             await conn.execute(
-                sa.select(api_keys.c.merchant_id, api_keys.c.livemode, api_keys.c.key_hash).where(
-                    api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-                )
+                sa.select(
+                    api_keys.c.merchant_id,
+                    api_keys.c.livemode,
+                    api_keys.c.key_hash,
+                    api_keys.c.key_prefix,
+                ).where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
             )
         ).first()
     if row is None or not same_secret(row.key_hash, key_hash):
         return None
-    return MerchantAuth(merchant_id=row.merchant_id, livemode=row.livemode)
+    return MerchantAuth(
+        merchant_id=row.merchant_id, livemode=row.livemode, key_prefix=row.key_prefix
+    )
 
 
 def _account_context(account_id: str) -> str:

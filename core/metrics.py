@@ -44,3 +44,26 @@ OUTBOX_LAG = Gauge(
 WEBHOOK_BACKLOG = Gauge(
     "payfront_webhook_backlog", "Webhook deliveries pending (due now or scheduled for retry)"
 )
+CIRCUIT_STATE = Gauge(
+    "payfront_circuit_state",
+    "Circuit of a channel account as this process last saw it: 0 closed, 1 half-open, 2 open",
+    ["account"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "payfront_circuit_transitions_total",
+    "Circuit changes this process made, by channel account",
+    ["account", "from_state", "to_state"],
+)
+CHANNEL_IN_FLIGHT = Gauge(
+    "payfront_channel_in_flight", "Channel calls in flight in this process", ["account"]
+)
+CHANNEL_REFUSED = Counter(
+    "payfront_channel_calls_refused_total",
+    "Channel calls not sent: circuit_open, or busy (no slot within the bounded wait)",
+    ["account", "reason"],
+)
+UNVERIFIED_CALLBACKS = Counter(
+    "payfront_unverified_callbacks_total",
+    "Callbacks that failed verification, by what followed (check_enqueued, throttled, ...)",
+    ["channel", "outcome"],
+)

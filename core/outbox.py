@@ -57,8 +57,16 @@ async def owed_work(
             await conn.execute(
                 sa.select(pay_orders.c.pay_no)
                 .where(
-                    pay_orders.c.status == PayStatus.AWAITING_PAYMENT,
+                    pay_orders.c.status.in_((PayStatus.AWAITING_PAYMENT, PayStatus.UNKNOWN)),
                     sa.or_(
+                        # Unknown: ask at once, then every check_every.
+                        sa.and_(
+                            pay_orders.c.status == PayStatus.UNKNOWN,
+                            sa.or_(
+                                pay_orders.c.checked_at.is_(None),
+                                pay_orders.c.checked_at <= now - check_every,
+                            ),
+                        ),
                         pay_orders.c.expires_at <= now,
                         sa.and_(
                             pay_orders.c.updated_at <= now - check_after,

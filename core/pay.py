@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import context
-from core.anomalies import record_anomaly
+from core import resolutions
+from core.errors import Conflict, NotFound
 from core.events import record_payment_event
+from core.merchants import MerchantAuth
 from core.payments import PREPAY_JOB
 from core.states import (
     PAY_WAITING,
@@ -25,6 +26,7 @@ from core.states import (
     IllegalTransition,
     PayEvent,
     PayStatus,
+    TradeEvent,
     TradeStatus,
     next_pay_status,
     next_trade_status,
@@ -33,10 +35,15 @@ from core.store.cas import again_if_stale, compare_and_set
 from core.store.db import Database
 from core.store.tables import outbox, pay_orders, trade_orders
 
-EVENT_FOR_STATUS = {
-    PayStatus.PAID: "payment.succeeded",
-    PayStatus.PREPAY_FAILED: "payment.failed",
-    PayStatus.CLOSED: "payment.closed",
+# The merchant event each move records (core.receipts names its own for payments that were
+# not simply paid: duplicate, late, partial).
+EVENT_FOR_MOVE = {
+    PayEvent.PAYMENT_SUCCEEDED: "payment.succeeded",
+    PayEvent.PREPAY_REJECTED: "payment.failed",
+    PayEvent.CLOSED: "payment.closed",
+    PayEvent.SUPERSEDED: "payment.closed",
+    PayEvent.PARTIAL_PAYMENT: "payment.partially_paid",
+    PayEvent.LATE_PAYMENT: "payment.late_succeeded",
 }
 
 
@@ -59,10 +66,31 @@ class Moved:
     event_id: str | None
 
 
-async def _transition(
-    conn: AsyncConnection, pay: Row[Any], event: PayEvent, now: datetime, **values: Any
+class _Default(enum.Enum):
+    TABLE = "table"
+
+
+_BY_TABLE = _Default.TABLE
+
+
+async def transition(
+    conn: AsyncConnection,
+    pay: Row[Any],
+    event: PayEvent,
+    now: datetime,
+    *,
+    trade_event: TradeEvent | _Default | None = _BY_TABLE,
+    event_type: str | _Default | None = _BY_TABLE,
+    **values: Any,
 ) -> Moved:
-    """Compare-and-set one pay order (and its trade, and the event it owes)."""
+    """Compare-and-set one pay order, its trade, and the merchant event it owes.
+
+    The trade moves by ``TRADE_EVENT_FOR_PAY`` unless ``trade_event`` says otherwise; only
+    the trade's current attempt moves it to failed or closed (an older attempt superseded or
+    expiring says nothing about the trade), and a move the trade table does not allow from
+    where the trade is is skipped (the trade was settled by another attempt). A payment's
+    trade move is decided by the caller (core.receipts) before it gets here.
+    """
     target = next_pay_status(PayStatus(pay.status), event)
     await compare_and_set(
         conn,
@@ -75,33 +103,48 @@ async def _transition(
         now=now,
         **values,
     )
-    trade_event = TRADE_EVENT_FOR_PAY.get(target)
-    if trade_event is not None:
-        trade = (
-            await conn.execute(
-                sa.select(trade_orders.c.status, trade_orders.c.version).where(
-                    trade_orders.c.trade_no == pay.trade_no
-                )
-            )
-        ).one()
-        await compare_and_set(
-            conn,
-            trade_orders,
-            trade_orders.c.trade_no,
-            pay.trade_no,
-            status=trade.status,
-            version=trade.version,
-            to=next_trade_status(TradeStatus(trade.status), trade_event),
-            now=now,
-        )
+    move = TRADE_EVENT_FOR_PAY.get(event) if trade_event is _BY_TABLE else trade_event
+    if move is not None:
+        await _move_trade(conn, pay, move, now)
     if target not in PAY_WAITING:
         # The prepay job's work is done (credential stored, or the order settled otherwise).
         await _settle_outbox(conn, pay.pay_no, now)
-    event_type = EVENT_FOR_STATUS.get(target)
+    kind = EVENT_FOR_MOVE.get(event) if event_type is _BY_TABLE else event_type
     event_id = None
-    if event_type is not None:
-        event_id = await record_payment_event(conn, event_type, pay.pay_no, now=now)
+    if kind is not None:
+        event_id = await record_payment_event(conn, kind, pay.pay_no, now=now)
     return Moved(target, event_id)
+
+
+async def _move_trade(
+    conn: AsyncConnection, pay: Row[Any], move: TradeEvent, now: datetime
+) -> None:
+    trade = (
+        await conn.execute(
+            sa.select(
+                trade_orders.c.status, trade_orders.c.version, trade_orders.c.current_pay_no
+            ).where(trade_orders.c.trade_no == pay.trade_no)
+        )
+    ).one()
+    current = trade.current_pay_no in (None, pay.pay_no)
+    if not current and move is not TradeEvent.PAID:
+        return
+    try:
+        to = next_trade_status(TradeStatus(trade.status), move)
+    except IllegalTransition:
+        if move is TradeEvent.PAID:
+            raise
+        return
+    await compare_and_set(
+        conn,
+        trade_orders,
+        trade_orders.c.trade_no,
+        pay.trade_no,
+        status=trade.status,
+        version=trade.version,
+        to=to,
+        now=now,
+    )
 
 
 async def _settle_outbox(conn: AsyncConnection, pay_no: str, now: datetime) -> None:
@@ -135,7 +178,7 @@ async def _start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any
         if pay.status != PayStatus.PENDING:
             await _settle_outbox(conn, pay_no, now)
             return PrepayStart.NOTHING_TO_DO, pay
-        await _transition(conn, pay, PayEvent.START_PREPAY, now)
+        await transition(conn, pay, PayEvent.START_PREPAY, now)
         fresh = (
             await conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == pay_no))
         ).one()
@@ -156,7 +199,7 @@ async def _apply_once(db: Database, pay_no: str, event: PayEvent, **values: Any)
         if pay is None:
             return None
         try:
-            return await _transition(conn, pay, event, now, **values)
+            return await transition(conn, pay, event, now, **values)
         except IllegalTransition:
             return None
 
@@ -179,6 +222,60 @@ async def prepay_failed(db: Database, pay_no: str, code: str, message: str) -> M
     )
 
 
+async def outcome_lost(db: Database, pay_no: str, code: str, message: str) -> Moved | None:
+    """Retries ran out while the channel's answer was unknown: the order may exist there."""
+    return await _apply(
+        db, pay_no, PayEvent.OUTCOME_LOST, failure_code=code[:64], failure_message=message[:512]
+    )
+
+
+# What a person may decide about a payment in ``unknown``, and the move each makes.
+RESOLUTION_EVENTS = {"paid": PayEvent.PAYMENT_SUCCEEDED, "failed": PayEvent.PREPAY_REJECTED}
+
+
+async def resolve_unknown(
+    db: Database, merchant: MerchantAuth, pay_no: str, decision: resolutions.Decision
+) -> Moved:
+    """Settle a payment in ``unknown`` by hand (the person checked the channel's console),
+    recording who, why and the evidence with the move."""
+    now = _now()
+    async with db.begin() as conn:
+        pay = (
+            await conn.execute(
+                sa.select(pay_orders).where(
+                    pay_orders.c.pay_no == pay_no, pay_orders.c.merchant_id == merchant.merchant_id
+                )
+            )
+        ).first()
+        if pay is None:
+            raise NotFound(f"no payment {pay_no!r}", param="pay_no")
+        if pay.status != PayStatus.UNKNOWN:
+            raise Conflict(
+                f"payment {pay_no} is {pay.status}: only a payment in 'unknown' is settled by hand",
+                code="payment_not_unknown",
+                param="pay_no",
+            )
+        values: dict[str, Any]
+        if decision.action == "paid":
+            values = {
+                "paid_at": now,
+                "channel_trade_no": decision.evidence.get("channel_trade_no")
+                or pay.channel_trade_no,
+                "failure_code": None,
+                "failure_message": None,
+            }
+        else:
+            values = {"failure_code": "RESOLVED_FAILED", "failure_message": decision.reason[:512]}
+        moved = await transition(conn, pay, RESOLUTION_EVENTS[decision.action], now, **values)
+        await resolutions.record(conn, merchant, "payment", pay_no, decision, now)
+    return moved
+
+
+async def supersede(db: Database, pay_no: str) -> Moved | None:
+    """A newer attempt replaces this one (closed at its channel first, when it was there)."""
+    return await _apply(db, pay_no, PayEvent.SUPERSEDED)
+
+
 async def close(db: Database, pay_no: str) -> Moved | None:
     """The order is closed at the channel (expired, or closed there): close it here."""
     return await _apply(db, pay_no, PayEvent.CLOSED)
@@ -190,106 +287,3 @@ async def mark_checked(db: Database, pay_no: str) -> None:
         await conn.execute(
             pay_orders.update().where(pay_orders.c.pay_no == pay_no).values(checked_at=_now())
         )
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentReport:
-    """A channel's word that an order was paid (from a verified callback or a query)."""
-
-    channel_account_id: str
-    out_trade_no: str
-    amount_minor: int | None
-    currency: str | None
-    channel_trade_no: str | None
-    paid_at: datetime | None
-    source_id: str  # the callback's event id, or "query:<pay_no>"
-    # Set when the channel's merchant/app ids differ from the account's.
-    account_mismatch: str | None = None
-
-
-class ApplyOutcome(enum.StrEnum):
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"  # already paid: nothing to do
-    ANOMALY = "anomaly"  # recorded, not applied
-    UNKNOWN_ORDER = "unknown_order"
-    NOT_APPLICABLE = "not_applicable"  # e.g. closed here: needs a human or a refund
-
-
-async def apply_payment(db: Database, report: PaymentReport) -> tuple[ApplyOutcome, str | None]:
-    """Mark the order paid after cross-checking the report against it (see
-    ``_apply_payment_once``); a concurrent change (a duplicate callback, a query) makes it
-    decide again on the new state, so duplicates end as DUPLICATE, not as an error."""
-    return await again_if_stale(lambda: _apply_payment_once(db, report))
-
-
-async def _apply_payment_once(
-    db: Database, report: PaymentReport
-) -> tuple[ApplyOutcome, str | None]:
-    """Mark the order paid after cross-checking the report against it.
-
-    A mismatch (amount, currency, merchant/app id) does NOT mark the order paid: it records
-    an anomaly for review, and the caller still acknowledges the channel, because the
-    channel would otherwise retry the same wrong data for a day without changing anything.
-    """
-    now = _now()
-    async with db.begin() as conn:
-        pay = (
-            await conn.execute(
-                sa.select(pay_orders).where(
-                    pay_orders.c.pay_no == report.out_trade_no,
-                    pay_orders.c.channel_account_id == report.channel_account_id,
-                )
-            )
-        ).first()
-        if pay is None:
-            return ApplyOutcome.UNKNOWN_ORDER, None
-        context.bind_trace(pay.trace_id)
-        problems = _mismatches(pay, report)
-        if problems:
-            await _record_anomaly(conn, pay.pay_no, "payment_mismatch", report, problems, now)
-            return ApplyOutcome.ANOMALY, None
-        if pay.status == PayStatus.PAID:
-            return ApplyOutcome.DUPLICATE, None
-        try:
-            moved = await _transition(
-                conn,
-                pay,
-                PayEvent.PAYMENT_SUCCEEDED,
-                now,
-                paid_at=report.paid_at or now,
-                channel_trade_no=report.channel_trade_no or pay.channel_trade_no,
-            )
-        except IllegalTransition:
-            await _record_anomaly(
-                conn, pay.pay_no, "paid_in_state", report, [f"order is {pay.status}"], now
-            )
-            return ApplyOutcome.NOT_APPLICABLE, None
-    return ApplyOutcome.APPLIED, moved.event_id
-
-
-def _mismatches(pay: Row[Any], report: PaymentReport) -> list[str]:
-    problems = []
-    if report.account_mismatch:
-        problems.append(report.account_mismatch)
-    if report.amount_minor != pay.amount_minor:
-        problems.append(f"amount {report.amount_minor} != ordered {pay.amount_minor}")
-    if report.currency != pay.currency:
-        problems.append(f"currency {report.currency} != ordered {pay.currency}")
-    return problems
-
-
-async def _record_anomaly(
-    conn: AsyncConnection,
-    pay_no: str,
-    kind: str,
-    report: PaymentReport,
-    problems: list[str],
-    now: datetime,
-) -> None:
-    detail = {
-        "problems": problems,
-        "reported_amount": report.amount_minor,
-        "reported_currency": report.currency,
-        "channel_trade_no": report.channel_trade_no,
-    }
-    await record_anomaly(conn, pay_no, kind, report.source_id, detail, now)

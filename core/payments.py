@@ -34,6 +34,8 @@ class NewPayment:
     description: str
     expires_in_s: int
     metadata: dict[str, str] = field(default_factory=dict)
+    payer_id: str | None = None
+    client_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +59,10 @@ def _replay(
 async def find_channel_account(db: Database, merchant_id: str, channel: str) -> str:
     """The merchant's first enabled account of ``channel`` (the gateway caches the answer)."""
     async with db.read() as conn:
-        return await conn.run_sync(_channel_account_for, merchant_id, channel)
+        return await conn.run_sync(channel_account_for, merchant_id, channel)
 
 
-def _channel_account_for(conn: sa.Connection, merchant_id: str, channel: str) -> str:
+def channel_account_for(conn: sa.Connection, merchant_id: str, channel: str) -> str:
     account_id = conn.execute(
         sa.select(channel_accounts.c.id)
         .where(
@@ -129,7 +131,7 @@ def _write_payment(
         replay = _replay(conn, merchant.merchant_id, claim)
         if replay is not None:
             return replay
-    account_id = channel_account_id or _channel_account_for(conn, merchant.merchant_id, new.channel)
+    account_id = channel_account_id or channel_account_for(conn, merchant.merchant_id, new.channel)
     pay_no, trade_no, token = ids.new_pay_no(), ids.new_trade_no(), ids.new_token()
     trade = {
         "trade_no": trade_no,
@@ -143,6 +145,7 @@ def _write_payment(
         "version": 0,
         "created_at": now,
         "updated_at": now,
+        "current_pay_no": pay_no,
     }
     pay = {
         "pay_no": pay_no,
@@ -168,6 +171,9 @@ def _write_payment(
         "created_at": now,
         "updated_at": now,
         "refunded_minor": 0,
+        "paid_minor": None,
+        "payer_id": new.payer_id,
+        "client_ip": new.client_ip,
     }
     # insert() with parameters compiles once per process; .values(**row) would build and
     # compile a new statement for every payment.

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core.merchants import create_api_key, create_merchant
 from core.store.db import Database
-from core.store.tables import api_keys, merchants
+from core.store.tables import api_keys, channel_accounts, merchants
 from core.vault import hash_api_key
 
 
@@ -116,3 +116,20 @@ async def ensure_merchant(db: Database, merchant_id: str, name: str, api_key: st
         await create_api_key(
             db, merchant_id, livemode=api_key.startswith("sk_live_"), api_key=api_key
         )
+
+
+async def set_channel_fee_rate(
+    db: Database, account_id: str, *, fee_rate_bps: int, fee_fixed_minor: int = 0
+) -> None:
+    """Set the channel's fee on this account's payments: basis points (rounded half up to the
+    minor unit) plus a fixed minor amount; applies to payments posted from now on."""
+    if not 0 <= fee_rate_bps <= 10_000 or fee_fixed_minor < 0:
+        raise ValueError("fee_rate_bps must be 0..10000 and fee_fixed_minor not negative")
+    async with db.begin() as conn:
+        updated = await conn.execute(
+            channel_accounts.update()
+            .where(channel_accounts.c.id == account_id)
+            .values(fee_rate_bps=fee_rate_bps, fee_fixed_minor=fee_fixed_minor)
+        )
+    if updated.rowcount != 1:
+        raise LookupError(f"no channel account {account_id!r}")

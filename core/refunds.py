@@ -27,9 +27,9 @@ from core.events import record_refund_event
 from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
 from core.states import (
+    PAY_RECEIVED,
     REFUND_TERMINAL,
     IllegalTransition,
-    PayStatus,
     RefundEvent,
     RefundStatus,
     next_refund_status,
@@ -124,16 +124,15 @@ def _write_refund(
     ).first()
     if pay is None:
         raise NotFound(f"no payment {new.pay_no!r}", param="pay_no")
-    if pay.status != PayStatus.PAID:
+    if pay.status not in PAY_RECEIVED:
         raise Conflict(
             f"payment {pay.pay_no} is {pay.status}: only a paid payment can be refunded",
             code="payment_not_refundable",
             param="pay_no",
         )
-    amount = new.amount_minor
-    if amount is None:
-        amount = pay.amount_minor - pay.refunded_minor
-    if amount <= 0:
+    left = _received(pay) - pay.refunded_minor
+    amount = new.amount_minor if new.amount_minor is not None else left
+    if left <= 0:
         raise Conflict(
             f"payment {pay.pay_no} is refunded in full already",
             code="payment_fully_refunded",
@@ -141,38 +140,71 @@ def _write_refund(
         )
     # Evaluated against the row as it is when the update locks it: two refunds racing for
     # the same money cannot both pass.
-    held = conn.execute(
-        pay_orders.update()
-        .where(
-            pay_orders.c.pay_no == pay.pay_no,
-            pay_orders.c.status == PayStatus.PAID,
-            pay_orders.c.refunded_minor + amount <= pay_orders.c.amount_minor,
-        )
-        .values(refunded_minor=pay_orders.c.refunded_minor + amount)
-    )
+    held = conn.execute(_hold(pay.pay_no, amount))
     if held.rowcount != 1:
-        left = conn.execute(
-            sa.select(pay_orders.c.amount_minor - pay_orders.c.refunded_minor).where(
-                pay_orders.c.pay_no == pay.pay_no
-            )
-        ).scalar_one()
+        fresh = conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == pay.pay_no)).one()
         raise InvalidRequest(
-            f"amount {amount} is more than the {left} that can still be refunded",
+            f"amount {amount} is more than the {_received(fresh) - fresh.refunded_minor} "
+            "that can still be refunded",
             code="amount_exceeds_refundable",
             param="amount",
         )
-    refund = {
+    refund = _refund_row(
+        pay, amount, new.reason, new.merchant_refund_no, new.metadata, trace_id, now
+    )
+    conn.execute(refund_orders.insert(), refund)
+    conn.execute(outbox.insert(), _owed(str(refund["refund_no"]), now))
+    body = orjson.dumps(refund_object(_AsRow(refund)))
+    if claim is not None:
+        remember(conn, merchant.merchant_id, claim, StoredAnswer(201, body), now)
+    return CreatedRefund(201, body, False, str(refund["refund_no"]))
+
+
+def _received(pay: Any) -> int:
+    """What the channel says was received for the pay order."""
+    return int(pay.paid_minor if pay.paid_minor is not None else pay.amount_minor)
+
+
+def _hold(pay_no: str, amount: int) -> sa.Update:
+    # Evaluated against the row as it is when the update locks it: two refunds racing for
+    # the same money cannot both pass.
+    received = sa.func.coalesce(pay_orders.c.paid_minor, pay_orders.c.amount_minor)
+    return (
+        pay_orders.update()
+        .where(
+            pay_orders.c.pay_no == pay_no,
+            pay_orders.c.status.in_(tuple(PAY_RECEIVED)),
+            pay_orders.c.refunded_minor + amount <= received,
+        )
+        .values(refunded_minor=pay_orders.c.refunded_minor + amount)
+    )
+
+
+def _owed(refund_no: str, now: datetime) -> dict[str, Any]:
+    return {"kind": REFUND_JOB, "ref": refund_no, "status": "pending", "created_at": now}
+
+
+def _refund_row(
+    pay: Any,
+    amount: int,
+    reason: str | None,
+    merchant_refund_no: str | None,
+    metadata: dict[str, str],
+    trace_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
         "refund_no": ids.new_refund_no(),
         "pay_no": pay.pay_no,
         "trade_no": pay.trade_no,
         "merchant_id": pay.merchant_id,
         "channel_account_id": pay.channel_account_id,
         "channel": pay.channel,
-        "merchant_refund_no": new.merchant_refund_no,
+        "merchant_refund_no": merchant_refund_no,
         "amount_minor": amount,
         "currency": pay.currency,
-        "reason": new.reason,
-        "metadata": new.metadata,
+        "reason": reason,
+        "metadata": metadata,
         "status": RefundStatus.PENDING,
         "version": 0,
         "channel_refund_no": None,
@@ -185,15 +217,23 @@ def _write_refund(
         "created_at": now,
         "updated_at": now,
     }
-    conn.execute(refund_orders.insert(), refund)
-    conn.execute(
-        outbox.insert(),
-        {"kind": REFUND_JOB, "ref": refund["refund_no"], "status": "pending", "created_at": now},
-    )
-    body = orjson.dumps(refund_object(_AsRow(refund)))
-    if claim is not None:
-        remember(conn, merchant.merchant_id, claim, StoredAnswer(201, body), now)
-    return CreatedRefund(201, body, False, str(refund["refund_no"]))
+
+
+async def refund_automatically(
+    conn: AsyncConnection, pay_no: str, reason: str, now: datetime
+) -> str:
+    """Refund all that is left of a pay order, in the caller's transaction: payfront's own
+    refunds of money it was not asked to keep (a duplicate, late or partial payment, per
+    policy). The refund job is owed through the outbox (the sweeper enqueues it)."""
+    pay = (await conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == pay_no))).one()
+    amount = _received(pay) - pay.refunded_minor
+    held = await conn.execute(_hold(pay_no, amount))
+    if amount <= 0 or held.rowcount != 1:
+        raise Conflict(f"payment {pay_no} has nothing left to refund")
+    refund = _refund_row(pay, amount, reason, None, {"automatic": "true"}, None, now)
+    await conn.execute(refund_orders.insert(), refund)
+    await conn.execute(outbox.insert(), _owed(str(refund["refund_no"]), now))
+    return str(refund["refund_no"])
 
 
 class _AsRow:

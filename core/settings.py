@@ -53,6 +53,20 @@ class Settings(BaseSettings):
     check_after_s: float = 60.0
     check_every_s: float = 300.0
     webhook_timeout_s: float = 10.0
+    # Channel protection (docs/routing.md): per channel account and worker process, at most
+    # this many calls in flight, a bounded wait for a slot (then: retry later, nothing sent);
+    # a circuit breaker shared through Redis, read by gateways every breaker_refresh_s.
+    channel_max_in_flight: int = Field(default=64, ge=1)
+    channel_slot_wait_s: float = 2.0
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = 30.0
+    breaker_half_open_probes: int = Field(default=1, ge=1)
+    breaker_refresh_s: float = 1.0
+    # A callback whose signature fails but that names an order we hold may trigger a query
+    # of that order: at most once per order per interval, at most this many per account a
+    # minute (0: never).
+    unverified_check_interval_s: float = 60.0
+    unverified_checks_per_minute: int = 30
     # Multiplies the webhook retry schedule (tests shrink it; production keeps 1).
     webhook_retry_scale: float = 1.0
 

@@ -17,6 +17,12 @@ class PayStatus(enum.StrEnum):
     PAID = "paid"
     PREPAY_FAILED = "prepay_failed"
     CLOSED = "closed"
+    # The channel's answer to the create was lost and retries ran out: the order may exist
+    # there. A check job asks the channel until it knows; a person may settle it by API.
+    UNKNOWN = "unknown"
+    # The shopper paid less than asked (paid_minor < amount_minor): kept or refunded per the
+    # merchant's policy; nothing more happens to this attempt.
+    PARTIALLY_PAID = "partially_paid"
 
 
 class PayEvent(enum.StrEnum):
@@ -25,6 +31,12 @@ class PayEvent(enum.StrEnum):
     PREPAY_REJECTED = "prepay_rejected"
     PAYMENT_SUCCEEDED = "payment_succeeded"
     CLOSED = "closed"
+    OUTCOME_LOST = "outcome_lost"
+    PARTIAL_PAYMENT = "partial_payment"
+    # Money arrived for an order closed here (the channel paid it after our close).
+    LATE_PAYMENT = "late_payment"
+    # A newer attempt of the same trade replaces this one (closed at its channel first).
+    SUPERSEDED = "superseded"
 
 
 PAY_TRANSITIONS: Mapping[tuple[PayStatus, PayEvent], PayStatus] = {
@@ -37,10 +49,26 @@ PAY_TRANSITIONS: Mapping[tuple[PayStatus, PayEvent], PayStatus] = {
     (PayStatus.AWAITING_PAYMENT, PayEvent.PAYMENT_SUCCEEDED): PayStatus.PAID,
     (PayStatus.AWAITING_PAYMENT, PayEvent.CLOSED): PayStatus.CLOSED,
     (PayStatus.PREPAYING, PayEvent.CLOSED): PayStatus.CLOSED,
+    (PayStatus.PREPAYING, PayEvent.OUTCOME_LOST): PayStatus.UNKNOWN,
+    # Settled by the check job's query, or by a person through the resolution API.
+    (PayStatus.UNKNOWN, PayEvent.PAYMENT_SUCCEEDED): PayStatus.PAID,
+    (PayStatus.UNKNOWN, PayEvent.CLOSED): PayStatus.CLOSED,
+    (PayStatus.UNKNOWN, PayEvent.PREPAY_REJECTED): PayStatus.PREPAY_FAILED,
+    (PayStatus.PREPAYING, PayEvent.PARTIAL_PAYMENT): PayStatus.PARTIALLY_PAID,
+    (PayStatus.AWAITING_PAYMENT, PayEvent.PARTIAL_PAYMENT): PayStatus.PARTIALLY_PAID,
+    (PayStatus.UNKNOWN, PayEvent.PARTIAL_PAYMENT): PayStatus.PARTIALLY_PAID,
+    (PayStatus.CLOSED, PayEvent.LATE_PAYMENT): PayStatus.PAID,
+    (PayStatus.PENDING, PayEvent.SUPERSEDED): PayStatus.CLOSED,
+    (PayStatus.PREPAYING, PayEvent.SUPERSEDED): PayStatus.CLOSED,
+    (PayStatus.AWAITING_PAYMENT, PayEvent.SUPERSEDED): PayStatus.CLOSED,
+    (PayStatus.UNKNOWN, PayEvent.SUPERSEDED): PayStatus.CLOSED,
 }
 
-# Statuses after which nothing more happens to the pay order.
-PAY_TERMINAL = frozenset({PayStatus.PAID, PayStatus.PREPAY_FAILED, PayStatus.CLOSED})
+# Statuses after which nothing more happens to the pay order (a closed one can still be
+# paid late at its channel: money the table must be able to record).
+PAY_TERMINAL = frozenset({PayStatus.PAID, PayStatus.PREPAY_FAILED, PayStatus.PARTIALLY_PAID})
+# Statuses in which money was received for the pay order.
+PAY_RECEIVED = frozenset({PayStatus.PAID, PayStatus.PARTIALLY_PAID})
 # Statuses in which the token has no credential yet and a long-poll should wait.
 PAY_WAITING = frozenset({PayStatus.PENDING, PayStatus.PREPAYING})
 
@@ -48,27 +76,36 @@ PAY_WAITING = frozenset({PayStatus.PENDING, PayStatus.PREPAYING})
 class TradeStatus(enum.StrEnum):
     OPEN = "open"
     PAID = "paid"
-    FAILED = "failed"
+    FAILED = "failed"  # the latest attempt failed; a new attempt reopens the trade
     CLOSED = "closed"
+    PARTIALLY_PAID = "partially_paid"  # paid in part, kept by the merchant's policy
 
 
 class TradeEvent(enum.StrEnum):
     PAID = "paid"
     ATTEMPT_FAILED = "attempt_failed"
     CLOSED = "closed"
+    PARTIALLY_PAID = "partially_paid"
+    NEW_ATTEMPT = "new_attempt"
 
 
 TRADE_TRANSITIONS: Mapping[tuple[TradeStatus, TradeEvent], TradeStatus] = {
     (TradeStatus.OPEN, TradeEvent.PAID): TradeStatus.PAID,
     (TradeStatus.OPEN, TradeEvent.ATTEMPT_FAILED): TradeStatus.FAILED,
     (TradeStatus.OPEN, TradeEvent.CLOSED): TradeStatus.CLOSED,
+    (TradeStatus.OPEN, TradeEvent.PARTIALLY_PAID): TradeStatus.PARTIALLY_PAID,
+    (TradeStatus.OPEN, TradeEvent.NEW_ATTEMPT): TradeStatus.OPEN,
+    (TradeStatus.FAILED, TradeEvent.NEW_ATTEMPT): TradeStatus.OPEN,
+    # An older attempt still open when the latest failed can still be paid.
+    (TradeStatus.FAILED, TradeEvent.PAID): TradeStatus.PAID,
 }
 
-# Which trade event follows a pay order reaching a status (one attempt per trade for now).
-TRADE_EVENT_FOR_PAY: Mapping[PayStatus, TradeEvent] = {
-    PayStatus.PAID: TradeEvent.PAID,
-    PayStatus.PREPAY_FAILED: TradeEvent.ATTEMPT_FAILED,
-    PayStatus.CLOSED: TradeEvent.CLOSED,
+# Which trade event follows a pay order's move. Only the trade's current attempt moves it,
+# except a payment, which any attempt's money decides (see core.pay).
+TRADE_EVENT_FOR_PAY: Mapping[PayEvent, TradeEvent] = {
+    PayEvent.PAYMENT_SUCCEEDED: TradeEvent.PAID,
+    PayEvent.PREPAY_REJECTED: TradeEvent.ATTEMPT_FAILED,
+    PayEvent.CLOSED: TradeEvent.CLOSED,
 }
 
 

@@ -40,6 +40,7 @@ def payment_object(pay: Any, trade: Any) -> dict[str, Any]:
         "expires_at": iso(pay.expires_at),
         "created_at": iso(pay.created_at),
         "paid_at": iso(pay.paid_at),
+        "paid_amount": pay.paid_minor,
         # Refunds succeeded or still in progress (failed ones give their amount back).
         "amount_refunded": pay.refunded_minor,
         "livemode": pay.livemode,

@@ -9,6 +9,7 @@ from aiohttp import web
 from arq import create_pool
 from arq.connections import RedisSettings
 
+from core.breaker import BreakerConfig
 from core.logs import configure_logging
 from core.settings import Settings
 from core.store.db import Database
@@ -19,12 +20,17 @@ from gateway import (
     openapi,
     routes_callbacks,
     routes_health,
+    routes_ledger,
     routes_payments,
     routes_refunds,
+    routes_resolutions,
+    routes_routing,
+    routes_trades,
     routes_webhooks,
 )
 from gateway.errors import request_context
 from gateway.routes_payments import STATE
+from gateway.routing_cache import CircuitView, RoutingCache
 from gateway.state import AccountCache, AuthCache, GatewayState
 from workers.directory import ChannelDirectory
 
@@ -35,9 +41,13 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.add_routes(routes_payments.routes)
     app.add_routes(routes_refunds.routes)
+    app.add_routes(routes_resolutions.routes)
+    app.add_routes(routes_trades.routes)
     app.add_routes(routes_callbacks.routes)
     app.add_routes(routes_health.routes)
     app.add_routes(routes_webhooks.routes)
+    app.add_routes(routes_ledger.routes)
+    app.add_routes(routes_routing.routes)
     app.add_routes(metrics.routes)
     openapi.publish(app, settings)  # built once here, served as bytes
 
@@ -52,6 +62,8 @@ def create_app(settings: Settings) -> web.Application:
         )
         hub = WakeupHub(redis)
         await hub.start()
+        circuits = CircuitView(redis, BreakerConfig.of(settings), settings.breaker_refresh_s)
+        await circuits.start()
         app[STATE] = GatewayState(
             settings=settings,
             db=db,
@@ -61,8 +73,11 @@ def create_app(settings: Settings) -> web.Application:
             channels=ChannelDirectory(db, vault),
             auth=AuthCache(ttl_s=settings.auth_cache_ttl_s),
             accounts=AccountCache(ttl_s=settings.auth_cache_ttl_s),
+            routing=RoutingCache(ttl_s=settings.auth_cache_ttl_s),
+            circuits=circuits,
         )
         yield
+        await circuits.stop()
         await hub.stop()
         await redis.aclose()
         await db.dispose()

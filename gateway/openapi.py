@@ -14,7 +14,16 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from core.settings import Settings
 from gateway import openapi_models as m
 from gateway.openapi_page import render_page
-from gateway.schemas import PaymentCreate, RefundCreate, WebhookEndpointCreate
+from gateway.schemas import (
+    AnomalyResolve,
+    AttemptCreate,
+    PaymentCreate,
+    PaymentResolve,
+    PoliciesPut,
+    RefundCreate,
+    RoutingRulesPut,
+    WebhookEndpointCreate,
+)
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -23,6 +32,17 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (PaymentCreate, "validation"),
     (WebhookEndpointCreate, "validation"),
     (RefundCreate, "validation"),
+    (RoutingRulesPut, "validation"),
+    (m.RoutingRules, "serialization"),
+    (AnomalyResolve, "validation"),
+    (AttemptCreate, "validation"),
+    (PoliciesPut, "validation"),
+    (m.Trade, "serialization"),
+    (m.Policies, "serialization"),
+    (PaymentResolve, "validation"),
+    (m.Anomaly, "serialization"),
+    (m.AnomalyList, "serialization"),
+    (m.EventWithDeliveries, "serialization"),
     (m.Payment, "serialization"),
     (m.Refund, "serialization"),
     (m.RefundList, "serialization"),
@@ -32,6 +52,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (m.Health, "serialization"),
     (m.Readiness, "serialization"),
     (m.Event, "serialization"),
+    (m.Balance, "serialization"),
+    (m.Settlement, "serialization"),
 ]
 
 # The errors of README's table: status -> (code, type, when).
@@ -47,6 +69,8 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
         ("method_not_supported", "invalid_request_error", "the channel has no such method"),
         ("currency_not_supported", "invalid_request_error", "the channel refuses the currency"),
         ("channel_not_configured", "invalid_request_error", "no enabled account of the channel"),
+        ("no_route", "invalid_request_error", "no channel named and no routing rule matches"),
+        ("invalid_request", "invalid_request_error", "a query parameter is invalid"),
         (
             "amount_exceeds_refundable",
             "invalid_request_error",
@@ -66,12 +90,23 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
         ("payment_not_refundable", "conflict_error", "the payment is not paid"),
         ("payment_fully_refunded", "conflict_error", "nothing is left to refund"),
         ("merchant_refund_no_taken", "conflict_error", "the merchant refund number was used"),
+        ("anomaly_already_resolved", "conflict_error", "the anomaly was resolved before"),
+        ("trade_not_open", "conflict_error", "the trade is paid or closed: no new attempt"),
+        ("trade_changed", "conflict_error", "the trade moved while the attempt was made"),
+        ("payment_not_unknown", "conflict_error", "only a payment in `unknown` is settled by hand"),
     ],
     413: [("body_too_large", "invalid_request_error", "the body is over the size limit")],
     422: [("idempotency_key_reused", "idempotency_error", "same key, different body")],
     429: [("rate_limited", "rate_limit_error", "reserved: a proxy in front may limit rates")],
     500: [("internal_error", "api_error", "a bug; nothing was half-written")],
-    503: [("service_unavailable", "service_unavailable_error", "the database does not answer")],
+    503: [
+        ("service_unavailable", "service_unavailable_error", "the database does not answer"),
+        (
+            "channel_unavailable",
+            "service_unavailable_error",
+            "every channel account that could take the payment has its circuit open",
+        ),
+    ],
 }
 
 
@@ -265,6 +300,311 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/payments/{pay_no}/resolve": {
+            "post": {
+                "operationId": "resolvePayment",
+                "summary": "Settle a payment in `unknown` by hand (audited)",
+                "description": "For a payment whose channel answer was lost and that the "
+                "check job could not settle: after checking the channel's console, record "
+                "`paid` or `failed` with who, why and the evidence. The move is the same "
+                "compare-and-set (and event) as an automatic one.",
+                "tags": ["resolutions"],
+                "security": _MERCHANT,
+                "parameters": [_path("pay_no", "The payment's number"), _TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("PaymentResolve")}},
+                },
+                "responses": {
+                    "200": _ok("The payment, settled", "Payment"),
+                    **_errors(
+                        400,
+                        401,
+                        404,
+                        409,
+                        *_COMMON,
+                        s400={"malformed_json", "parameter_invalid"},
+                        s404={"resource_missing", "route_not_found"},
+                        s409={"payment_not_unknown"},
+                    ),
+                },
+            }
+        },
+        "/v1/trades/{trade_no}": {
+            "get": {
+                "operationId": "getTrade",
+                "summary": "Read a trade with all its attempts",
+                "tags": ["payments"],
+                "security": _MERCHANT,
+                "parameters": [_path("trade_no", "The trade's number"), _TRACE],
+                "responses": {
+                    "200": _ok("The trade", "Trade"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
+        },
+        "/v1/trades/{trade_no}/attempts": {
+            "post": {
+                "operationId": "createAttempt",
+                "summary": "Pay a trade by another channel or method (a new attempt)",
+                "description": "The shopper switches channel: a new payment (its own `pay_no`, "
+                "`token` and out_trade_no) on the same trade. Before the new attempt reaches "
+                "its channel, earlier open attempts are queried and closed at theirs; if one "
+                "of them was paid, the trade is paid and the new attempt fails with "
+                "`TRADE_ALREADY_SETTLED`. Should two attempts both be paid, the later one is "
+                "refunded automatically (`payment.duplicate`).",
+                "tags": ["payments"],
+                "security": _MERCHANT,
+                "parameters": [
+                    _path("trade_no", "The trade's number"),
+                    {"$ref": "#/components/parameters/Idempotency-Key"},
+                    _TRACE,
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("AttemptCreate")}},
+                },
+                "responses": {
+                    "201": _ok("The new attempt", "Payment", "Idempotent-Replayed"),
+                    **_errors(
+                        400,
+                        401,
+                        404,
+                        409,
+                        422,
+                        429,
+                        *_COMMON,
+                        s404={"resource_missing", "route_not_found"},
+                        s409={"trade_not_open", "trade_changed", "idempotency_key_in_use"},
+                    ),
+                },
+            }
+        },
+        "/v1/policies": {
+            "get": {
+                "operationId": "getPolicies",
+                "summary": "Read your policies for partial and late payments",
+                "tags": ["resolutions"],
+                "security": _MERCHANT,
+                "parameters": [_TRACE],
+                "responses": {"200": _ok("The policies", "Policies"), **_errors(401, 500, 503)},
+            },
+            "put": {
+                "operationId": "putPolicies",
+                "summary": "Set your policies for partial and late payments",
+                "tags": ["resolutions"],
+                "security": _MERCHANT,
+                "parameters": [_TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("PoliciesPut")}},
+                },
+                "responses": {
+                    "200": _ok("The policies", "Policies"),
+                    **_errors(400, 401, *_COMMON, s400={"malformed_json", "parameter_invalid"}),
+                },
+            },
+        },
+        "/v1/anomalies": {
+            "get": {
+                "operationId": "listAnomalies",
+                "summary": "List your anomalies, newest first",
+                "tags": ["resolutions"],
+                "security": _MERCHANT,
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["open", "resolved"]},
+                    },
+                    {
+                        "name": "pay_no",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                    _TRACE,
+                ],
+                "responses": {
+                    "200": _ok("The anomalies", "AnomalyList"),
+                    **_errors(400, 401, 500, 503, s400={"invalid_request"}),
+                },
+            }
+        },
+        "/v1/anomalies/{anomaly_id}": {
+            "get": {
+                "operationId": "getAnomaly",
+                "summary": "Read one anomaly with its resolution trail",
+                "tags": ["resolutions"],
+                "security": _MERCHANT,
+                "parameters": [_path("anomaly_id", "The anomaly's id"), _TRACE],
+                "responses": {
+                    "200": _ok("The anomaly", "Anomaly"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
+        },
+        "/v1/anomalies/{anomaly_id}/resolve": {
+            "post": {
+                "operationId": "resolveAnomaly",
+                "summary": "Resolve an anomaly (audited)",
+                "description": "Records the decision (who, why, evidence) and closes the "
+                "anomaly. It moves no money: make a refund through the refund API and record "
+                "`refunded` here.",
+                "tags": ["resolutions"],
+                "security": _MERCHANT,
+                "parameters": [_path("anomaly_id", "The anomaly's id"), _TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("AnomalyResolve")}},
+                },
+                "responses": {
+                    "200": _ok("The anomaly, resolved", "Anomaly"),
+                    **_errors(
+                        400,
+                        401,
+                        404,
+                        409,
+                        *_COMMON,
+                        s400={"malformed_json", "parameter_invalid"},
+                        s404={"resource_missing", "route_not_found"},
+                        s409={"anomaly_already_resolved"},
+                    ),
+                },
+            }
+        },
+        "/v1/events/{event_id}": {
+            "get": {
+                "operationId": "getEvent",
+                "summary": "Read an event with its deliveries and every attempt",
+                "tags": ["webhooks"],
+                "security": _MERCHANT,
+                "parameters": [_path("event_id", "The event's id"), _TRACE],
+                "responses": {
+                    "200": _ok("The event", "EventWithDeliveries"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
+        },
+        "/v1/events/{event_id}/resend": {
+            "post": {
+                "operationId": "resendEvent",
+                "summary": "Send an event again",
+                "description": "Every enabled endpoint whose delivery finished (delivered or "
+                "given up) gets one new attempt now, and endpoints added since get a first "
+                "one; a delivery still being retried keeps its schedule.",
+                "tags": ["webhooks"],
+                "security": _MERCHANT,
+                "parameters": [_path("event_id", "The event's id"), _TRACE],
+                "responses": {
+                    "202": _ok("The event, with its deliveries now due", "EventWithDeliveries"),
+                    **_errors(
+                        401, 404, 413, 500, 503, s404={"resource_missing", "route_not_found"}
+                    ),
+                },
+            }
+        },
+        "/v1/balance": {
+            "get": {
+                "operationId": "getBalance",
+                "summary": "Your balance: pending and available, per currency",
+                "description": "From the ledger, which is posted asynchronously (usually "
+                "within a second of `payment.succeeded` or `refund.succeeded`); the pending "
+                "balance is collected less refunds and channel fees. Test and live keys see "
+                "their own mode.",
+                "tags": ["balance"],
+                "security": _MERCHANT,
+                "parameters": [_TRACE],
+                "responses": {
+                    "200": _ok("The balance", "Balance"),
+                    **_errors(401, 429, 500, 503),
+                },
+            }
+        },
+        "/v1/settlements": {
+            "get": {
+                "operationId": "getSettlement",
+                "summary": "One day's settlement view: collected, refunded, fees, payable",
+                "description": "Added up from the ledger for the day (Asia/Shanghai) and "
+                "currency; zeros for a day without money movements.",
+                "tags": ["balance"],
+                "security": _MERCHANT,
+                "parameters": [
+                    {
+                        "name": "date",
+                        "in": "query",
+                        "required": True,
+                        "description": "The day, `YYYY-MM-DD` (2000-01-01 to 9998-12-31)",
+                        "schema": {"type": "string", "format": "date"},
+                    },
+                    {
+                        "name": "currency",
+                        "in": "query",
+                        "required": True,
+                        "description": "ISO 4217 code",
+                        "schema": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                    },
+                    _TRACE,
+                ],
+                "responses": {
+                    "200": _ok("The day's settlement view", "Settlement"),
+                    **_errors(400, 401, 429, 500, 503, s400={"parameter_invalid"}),
+                },
+            }
+        },
+        "/v1/routing_rules": {
+            "get": {
+                "operationId": "getRoutingRules",
+                "summary": "Read your routing rules, by priority",
+                "tags": ["routing"],
+                "security": _MERCHANT,
+                "parameters": [_TRACE],
+                "responses": {
+                    "200": _ok("The routing table", "RoutingRules"),
+                    **_errors(401, 500, 503, s503={"service_unavailable"}),
+                },
+            },
+            "put": {
+                "operationId": "putRoutingRules",
+                "summary": "Replace your routing rules",
+                "description": "For payments created without `channel`: the first rule by "
+                "`priority` that matches the currency, the amount (inclusive bounds) and the "
+                "requested kind (`method`: `qr`, `redirect`, `card`, `in_app`), and whose "
+                "channel account's circuit is not open, picks the account and method; the "
+                "next matching rule is the fallback. Replaces the whole table; this gateway "
+                "uses it at once, the others within 30 s. See docs/routing.md.",
+                "tags": ["routing"],
+                "security": _MERCHANT,
+                "parameters": [_TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("RoutingRulesPut")}},
+                },
+                "responses": {
+                    "200": _ok("The routing table as stored", "RoutingRules"),
+                    **_errors(
+                        400,
+                        401,
+                        *_COMMON,
+                        s400={
+                            "malformed_json",
+                            "parameter_invalid",
+                            "channel_not_configured",
+                            "method_not_supported",
+                            "currency_not_supported",
+                        },
+                        s503={"service_unavailable"},
+                    ),
+                },
+            },
+        },
         "/v1/tokens/{token}": {
             "get": {
                 "operationId": "getToken",
@@ -438,6 +778,9 @@ def _webhooks() -> dict[str, Any]:
         "payment.succeeded": "The payment is paid.",
         "payment.failed": "The channel refused the order (`status: prepay_failed`).",
         "payment.closed": "Expired unpaid, closed at the channel (`status: closed`).",
+        "payment.partially_paid": "Paid less than asked; refunded or kept per your policy.",
+        "payment.late_succeeded": "Paid after it was closed; refunded or held per your policy.",
+        "payment.duplicate": "A second attempt of a paid trade was paid; refunded automatically.",
         "refund.succeeded": "The refund reached the shopper (`data.object` is the refund).",
         "refund.failed": "The channel refused or gave up the refund; no money moved.",
     }
@@ -486,7 +829,10 @@ def build_spec(settings: Settings) -> dict[str, Any]:
         "tags": [
             {"name": "payments"},
             {"name": "refunds"},
+            {"name": "routing"},
+            {"name": "resolutions"},
             {"name": "tokens"},
+            {"name": "balance"},
             {"name": "webhooks"},
             {"name": "channels"},
             {"name": "operations"},

@@ -5,7 +5,7 @@ answers to them)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,45 @@ class WechatpayNativeCredential(BaseModel):
 
     type: Literal["wechatpay_native"]
     code_url: str = Field(examples=["weixin://wxpay/bizpayurl?pr=abc123"])
+
+
+class WechatpayJsapiCredential(BaseModel):
+    """WeChat Pay JSAPI (in WeChat's browser or a Mini Program): pass these fields to
+    ``wx.requestPayment`` / ``WeixinJSBridge``; ``paySign`` is RSA-SHA256 over them."""
+
+    model_config = _EXACT
+
+    type: Literal["wechatpay_jsapi"]
+    appId: str  # WeChat's own field names, as wx.requestPayment takes them
+    timeStamp: str
+    nonceStr: str
+    package: str = Field(examples=["prepay_id=wx201410272009395522657a690389285100"])
+    signType: Literal["RSA"]
+    paySign: str
+
+
+class WechatpayAppCredential(BaseModel):
+    """WeChat Pay App: the fields of the App SDK's ``PayReq``."""
+
+    model_config = _EXACT
+
+    type: Literal["wechatpay_app"]
+    appid: str
+    partnerid: str
+    prepayid: str
+    package: Literal["Sign=WXPay"]
+    noncestr: str
+    timestamp: str
+    sign: str
+
+
+class WechatpayH5Credential(BaseModel):
+    """WeChat Pay H5 (a mobile browser outside WeChat): redirect the shopper to ``h5_url``."""
+
+    model_config = _EXACT
+
+    type: Literal["wechatpay_h5"]
+    h5_url: str
 
 
 class AlipayQrCredential(BaseModel):
@@ -63,6 +102,9 @@ class StripePaymentIntentCredential(BaseModel):
 
 Credential = Annotated[
     WechatpayNativeCredential
+    | WechatpayJsapiCredential
+    | WechatpayAppCredential
+    | WechatpayH5Credential
     | AlipayQrCredential
     | AlipayPageCredential
     | AlipayWapCredential
@@ -86,7 +128,8 @@ _CREDENTIAL_DOC = (
 )
 _STATUS_DOC = (
     "`pending` → `prepaying` → `awaiting_payment` → `paid`; or `prepay_failed`, or `closed` "
-    "(expired unpaid)."
+    "(expired unpaid, or replaced by a newer attempt), `unknown` (the channel's answer was "
+    "lost; settled by a check or by hand), `partially_paid` (paid less than asked)."
 )
 
 
@@ -112,6 +155,10 @@ class Payment(BaseModel):
     expires_at: datetime
     created_at: datetime
     paid_at: datetime | None
+    paid_amount: int | None = Field(
+        description="What the channel says was received: `amount`, or less when "
+        "`partially_paid`; null until paid"
+    )
     amount_refunded: int = Field(
         description="Sum of this payment's refunds that succeeded or are in progress"
     )
@@ -183,6 +230,31 @@ class WebhookEndpoint(BaseModel):
     created_at: datetime
 
 
+class RoutingRule(BaseModel):
+    """One routing rule (``core.routing.rule_object``)."""
+
+    model_config = _EXACT
+
+    priority: int = Field(description="Lower is tried first")
+    channel_account_id: str
+    channel: str = Field(examples=["wechatpay"])
+    method: str = Field(examples=["native"])
+    kind: str = Field(description="`qr`, `redirect`, `card` or `in_app`", examples=["qr"])
+    currency: str | None = Field(description="null: any currency the channel accepts")
+    min_amount: int | None = Field(description="Inclusive; null: no lower bound")
+    max_amount: int | None = Field(description="Inclusive; null: no upper bound")
+    enabled: bool = Field(description="false: the account is disabled; the rule is skipped")
+
+
+class RoutingRules(BaseModel):
+    """A merchant's routing table."""
+
+    model_config = _EXACT
+
+    object: Literal["routing_rules"]
+    rules: list[RoutingRule]
+
+
 class ErrorDetail(BaseModel):
     model_config = _EXACT
 
@@ -239,8 +311,153 @@ class Event(BaseModel):
     id: str = Field(description="Also in the `Payfront-Event-Id` header", examples=["evt_..."])
     object: Literal["event"]
     type: Literal[
-        "payment.succeeded", "payment.failed", "payment.closed", "refund.succeeded", "refund.failed"
+        "payment.succeeded",
+        "payment.failed",
+        "payment.closed",
+        "payment.partially_paid",
+        "payment.late_succeeded",
+        "payment.duplicate",
+        "refund.succeeded",
+        "refund.failed",
     ]
     created_at: datetime
     livemode: bool
     data: EventData
+
+
+class Resolution(BaseModel):
+    """One decision in an audit trail: who (the person named, and the API key used), why,
+    and the evidence given."""
+
+    model_config = _EXACT
+
+    action: str
+    actor: str
+    api_key_prefix: str
+    reason: str
+    evidence: dict[str, str]
+    created_at: datetime
+
+
+class Anomaly(BaseModel):
+    """A difference between what a channel said and what payfront holds, recorded instead
+    of applied (amount or currency mismatch, a payment after close, a refund contradicting
+    its final state, a refund not made through payfront)."""
+
+    model_config = _EXACT
+
+    object: Literal["anomaly"]
+    id: str
+    pay_no: str
+    kind: str = Field(
+        examples=["payment_mismatch", "paid_in_state", "refund_mismatch", "refund_unknown"]
+    )
+    source_id: str = Field(description="The callback's event id, or query:<no>")
+    detail: dict[str, Any]
+    status: Literal["open", "resolved"]
+    created_at: datetime
+    resolved_at: datetime | None
+    resolutions: list[Resolution]
+
+
+class AnomalyList(BaseModel):
+    model_config = _EXACT
+
+    object: Literal["list"]
+    data: list[Anomaly]
+
+
+class DeliveryAttempt(BaseModel):
+    model_config = _EXACT
+
+    attempt_no: int
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class Delivery(BaseModel):
+    model_config = _EXACT
+
+    endpoint_id: str
+    url: str
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    attempt_log: list[DeliveryAttempt]
+
+
+class EventWithDeliveries(Event):
+    """An event as it was sent, with its deliveries to each endpoint and every attempt."""
+
+    deliveries: list[Delivery]
+
+
+class BalanceAmount(BaseModel):
+    model_config = _EXACT
+
+    currency: str = Field(examples=["CNY"])
+    amount: int = Field(description="Integer minor units of `currency`; may be negative")
+
+
+class Balance(BaseModel):
+    """What payfront owes the merchant, per currency, from the ledger (hot buffer included)."""
+
+    model_config = _EXACT
+
+    object: Literal["balance"]
+    livemode: bool = Field(description="The mode of the API key: test and live are apart")
+    pending: list[BalanceAmount] = Field(
+        description="Collected, less refunds and channel fees, not yet settled"
+    )
+    available: list[BalanceAmount] = Field(
+        description="Settled and payable out; settlement is not built yet, so 0"
+    )
+
+
+class Settlement(BaseModel):
+    """One day's money of one currency, added up from the ledger: payable = collected −
+    refunded − fees."""
+
+    model_config = _EXACT
+
+    object: Literal["settlement"]
+    date: str = Field(examples=["2026-11-26"])
+    timezone: str = Field(description="Days are counted in this zone", examples=["Asia/Shanghai"])
+    currency: str = Field(examples=["CNY"])
+    collected: int = Field(description="Gross of the payments that succeeded that day")
+    refunded: int = Field(description="Refunds that succeeded that day")
+    fees: int = Field(description="Channel fees charged, less fees returned on refunds")
+    payable: int = Field(description="collected − refunded − fees; negative: the merchant owes")
+    payment_count: int
+    refund_count: int
+    livemode: bool
+
+
+class Trade(BaseModel):
+    """The merchant's order with every attempt at paying it (``core.attempts.get_trade``)."""
+
+    model_config = _EXACT
+
+    object: Literal["trade"]
+    trade_no: str
+    merchant_order_no: str
+    status: Literal["open", "paid", "failed", "closed", "partially_paid"]
+    amount: int
+    currency: str
+    description: str
+    metadata: dict[str, str]
+    current_pay_no: str | None = Field(description="The latest attempt")
+    created_at: datetime
+    attempts: list[Payment] = Field(description="Oldest first")
+
+
+class Policies(BaseModel):
+    """What payfront does, unasked, with money it was not asked for."""
+
+    model_config = _EXACT
+
+    object: Literal["policies"]
+    partial_payment: Literal["refund", "accept"]
+    late_payment: Literal["refund", "hold"]

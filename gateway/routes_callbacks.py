@@ -12,8 +12,9 @@ from channels.base import Channel, HttpResponse, RefundStatus, TradeState
 from channels.errors import CallbackIgnored, CallbackRejected
 from channels.registry import account_identity
 from core import wakeups
-from core.pay import ApplyOutcome, apply_payment
+from core.receipts import ApplyOutcome, apply_payment
 from core.refunds import RefundOutcome, apply_refund
+from gateway import unverified_callbacks
 from gateway.routes_payments import STATE
 from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_notify
@@ -47,6 +48,8 @@ async def callback(request: web.Request) -> web.Response:
     except CallbackRejected as exc:
         # Nothing changes; the channel is told to try again (a genuine one will verify).
         log.warning("callback.rejected", reason=exc.reason, detail=exc.message)
+        # It may still name an order of ours: ask the channel about it, rate-limited.
+        await unverified_callbacks.follow_up(state, channel_name, account_id, credentials, body)
         return _render(channel.ack_failure(exc.message))
     if event.refund is not None:
         return await _refund_callback(state, channel, account_id, event.event_id, event.refund)
@@ -68,11 +71,10 @@ async def callback(request: web.Request) -> web.Response:
     log.info("callback.applied", outcome=outcome)
     if outcome is ApplyOutcome.UNKNOWN_ORDER:
         return _render(channel.ack_failure("unknown out_trade_no"))
-    if outcome is ApplyOutcome.APPLIED:
+    if event_id is not None:
         try:
             await wakeups.publish(state.redis, trade.out_trade_no)
-            if event_id is not None:
-                await enqueue_notify(state.redis, Queues.of(state.settings), event_id)
+            await enqueue_notify(state.redis, Queues.of(state.settings), event_id)
         except RedisError:
             # Committed already: the outbox row gets the webhook sent once Redis is back,
             # and long-polls fall back to re-reading.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import time
+from dataclasses import replace
 
 import orjson
 import structlog
@@ -13,8 +14,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from channels.registry import CHANNELS
+from core import routing
 from core.errors import AuthenticationFailed, InvalidRequest, NotFound
-from core.idempotency import IdempotencyClaim
+from core.idempotency import IdempotencyClaim, StoredAnswer, stored_answer
 from core.merchants import MerchantAuth
 from core.payments import NewPayment, create_payment, get_payment, get_token
 from core.states import PAY_WAITING
@@ -70,11 +72,14 @@ async def create(request: web.Request) -> web.Response:
         amount_minor=spec.amount,
         currency=spec.currency,
         merchant_order_no=spec.merchant_order_no,
-        channel=spec.channel,
-        method=spec.method,
+        # Empty: the routing rules choose (in _create, so a replay is not routed again).
+        channel=spec.channel or "",
+        method=spec.method or "",
         description=spec.description,
         expires_in_s=spec.expires_in,
         metadata=spec.metadata,
+        payer_id=spec.payer_id,
+        client_ip=str(spec.client_ip) if spec.client_ip is not None else None,
     )
     return await idempotent(
         request, state, merchant, body, lambda claim: _create(state, merchant, new, claim)
@@ -83,6 +88,18 @@ async def create(request: web.Request) -> web.Response:
 
 def _check_channel_can_take(spec: PaymentCreate) -> None:
     """Refuse, before anything is written, what the named channel cannot do."""
+    if spec.channel is None:
+        if spec.method is not None and spec.method not in routing.KINDS:
+            raise InvalidRequest(
+                "without a channel, method names a kind of payment: " + ", ".join(routing.KINDS),
+                code="method_not_supported",
+                param="method",
+            )
+        return
+    if spec.method is None:
+        raise InvalidRequest(
+            "method: required when channel is given", code="parameter_invalid", param="method"
+        )
     channel = CHANNELS.get(spec.channel)
     if channel is None:
         known = ", ".join(sorted(CHANNELS))
@@ -105,7 +122,15 @@ def _check_channel_can_take(spec: PaymentCreate) -> None:
 async def _create(
     state: GatewayState, merchant: MerchantAuth, new: NewPayment, claim: IdempotencyClaim | None
 ) -> web.Response:
-    account_id = await state.accounts.lookup(state.db, merchant.merchant_id, new.channel)
+    try:
+        new, account_id = await _route(state, merchant, new)
+    except (routing.NoRoute, routing.ChannelUnavailable):
+        # Refused before writing; but a retry of a request that was answered before gets
+        # that answer, as with any Idempotency-Key.
+        answer = await _stored_answer(state, merchant, claim)
+        if answer is None:
+            raise
+        return json_response(answer.status, answer.body, **{"Idempotent-Replayed": "true"})
     created = await create_payment(
         state.db, merchant, new, claim=claim, channel_account_id=account_id
     )
@@ -119,6 +144,40 @@ async def _create(
         # once Redis is back. The merchant gets its token now either way.
         log.warning("prepay.enqueue_failed")
     return json_response(created.status, created.body)
+
+
+async def _route(
+    state: GatewayState, merchant: MerchantAuth, new: NewPayment
+) -> tuple[NewPayment, str]:
+    """The channel account (and, when routed, channel and method) of a new payment, from
+    in-process caches only; an account whose circuit is open is skipped or refused fast."""
+    if new.channel:
+        account_id = await state.accounts.lookup(state.db, merchant.merchant_id, new.channel)
+        if state.circuits.is_open(account_id):
+            raise routing.ChannelUnavailable(
+                f"the {new.channel} channel account is failing; retry in "
+                f"{state.circuits.wait_s(account_id):.0f}s or name another channel",
+                param="channel",
+            )
+        return new, account_id
+    rules = await state.routing.rules(state.db, merchant.merchant_id)
+    route = routing.choose(
+        rules,
+        currency=new.currency,
+        amount_minor=new.amount_minor,
+        kind=new.method or None,
+        is_open=state.circuits.is_open,
+    )
+    return replace(new, channel=route.channel, method=route.method), route.channel_account_id
+
+
+async def _stored_answer(
+    state: GatewayState, merchant: MerchantAuth, claim: IdempotencyClaim | None
+) -> StoredAnswer | None:
+    if claim is None:
+        return None
+    async with state.db.read() as conn:
+        return await conn.run_sync(stored_answer, merchant.merchant_id, claim)
 
 
 @routes.get("/v1/payments/{pay_no}")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    StringConstraints,
+    ValidationError,
+)
 
 from core.errors import InvalidRequest, MalformedBody
 from core.money import MAX_AMOUNT_MINOR
@@ -27,11 +34,28 @@ class PaymentCreate(BaseModel):
     merchant_order_no: Annotated[
         str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
     ]
-    channel: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
-    method: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+    # Omitted: the merchant's routing rules pick both (docs/routing.md); ``method`` may then
+    # name a kind of payment: qr, redirect, card, in_app.
+    channel: (
+        Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)] | None
+    ) = Field(default=None, description="Omitted: chosen by your routing rules")
+    method: (
+        Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)] | None
+    ) = Field(
+        default=None,
+        description="The channel's method; without `channel`, optionally a kind: "
+        "`qr`, `redirect`, `card`, `in_app`",
+    )
     description: Annotated[str, StringConstraints(min_length=1, max_length=127, pattern=PRINTABLE)]
     expires_in: int = Field(default=900, ge=60, le=7 * 86400, description="Seconds")
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)
+    payer_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+        | None
+    ) = Field(default=None, description="The shopper's id at the channel (WeChat JSAPI: openid)")
+    client_ip: IPvAnyAddress | None = Field(
+        default=None, description="The shopper's IP address (WeChat H5)"
+    )
 
 
 class RefundCreate(BaseModel):
@@ -53,6 +77,61 @@ class RefundCreate(BaseModel):
         | None
     ) = None
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)
+
+
+class AttemptCreate(BaseModel):
+    """A new attempt at paying an open (or failed) trade, at another channel or method."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+    method: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+    expires_in: int = Field(default=900, ge=60, le=7 * 86400, description="Seconds")
+
+
+class PoliciesPut(BaseModel):
+    """What payfront does, unasked, with money it was not asked for (docs/exceptions.md)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    partial_payment: Literal["refund", "accept"] = Field(
+        description="Paid less than asked: refund it automatically, or keep it"
+    )
+    late_payment: Literal["refund", "hold"] = Field(
+        description="Paid after the order was closed: refund it automatically, or hold it "
+        "for a person (an open anomaly)"
+    )
+
+
+Actor = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=PRINTABLE)]
+EvidenceValue = Annotated[str, StringConstraints(max_length=1000, pattern=PRINTABLE)]
+
+
+class AnomalyResolve(BaseModel):
+    """A person's decision about an anomaly: recorded, it moves no money by itself."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["accepted", "refunded", "corrected_at_channel", "dismissed"]
+    actor: Actor = Field(description="Who decided (a name or e-mail), kept in the audit trail")
+    reason: Reason
+    evidence: dict[MetadataKey, EvidenceValue] = Field(default_factory=dict, max_length=20)
+
+
+class PaymentResolve(BaseModel):
+    """A person's settlement of a payment in ``unknown``, after checking the channel."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["paid", "failed"]
+    actor: Actor = Field(description="Who decided, kept in the audit trail")
+    reason: Reason
+    evidence: dict[MetadataKey, EvidenceValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="e.g. channel_trade_no, a console screenshot reference",
+    )
 
 
 def parse_body(model: type[ModelT], body: bytes) -> ModelT:
@@ -80,3 +159,26 @@ class WebhookEndpointCreate(BaseModel):
         str,
         StringConstraints(min_length=8, max_length=1024, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$"),
     ]
+
+
+class RoutingRuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    priority: int = Field(ge=0, le=1_000_000, description="Lower is tried first; unique")
+    channel_account_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=PRINTABLE)
+    ]
+    method: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = Field(
+        default=None, description="Omitted: any currency the channel accepts"
+    )
+    min_amount: int | None = Field(default=None, ge=0, le=MAX_AMOUNT_MINOR)
+    max_amount: int | None = Field(default=None, ge=0, le=MAX_AMOUNT_MINOR)
+
+
+class RoutingRulesPut(BaseModel):
+    """The whole routing table: replaces the merchant's rules."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rules: list[RoutingRuleSpec] = Field(max_length=50)

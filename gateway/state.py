@@ -13,6 +13,7 @@ from core.store.db import Database
 from core.ttlcache import TtlCache
 from core.vault import Vault, hash_api_key
 from core.wakeups import WakeupHub
+from gateway.routing_cache import CircuitView, RoutingCache
 from workers.directory import ChannelDirectory
 
 
@@ -50,3 +51,6 @@ class GatewayState:
     channels: ChannelDirectory
     auth: AuthCache
     accounts: AccountCache
+    # Routing rules and channel-account circuits (gateway.routing_cache; docs/routing.md).
+    routing: RoutingCache
+    circuits: CircuitView

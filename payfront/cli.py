@@ -9,11 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
 from core.settings import Settings
 from core.vault import new_master_key
+
+if TYPE_CHECKING:
+    from core.store.db import Database
 
 BANNER = """
 payfront is running (Ctrl-C stops everything)
@@ -212,16 +217,73 @@ async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
             account_id="stripe_dev",
             webhook_url=f"{settings.public_base_url.rstrip('/')}/callbacks/stripe/stripe_dev",
         )
+        await _dev_routing_rules(db, DEV_MERCHANT_ID, DEV_ACCOUNT_ID)
     finally:
         await db.dispose()
 
 
-COMMANDS = {
+async def _dev_routing_rules(db: Database, merchant_id: str, wechat_account_id: str) -> None:
+    """A routing table for the dev merchant, unless it has one: payments may omit the channel
+    (CNY: WeChat Pay, then Alipay as the fallback; other currencies: Stripe)."""
+    from channels.registry import CHANNELS
+    from core import routing
+
+    if await routing.load_rules(db, merchant_id, capabilities=CHANNELS):
+        return
+    rules = [
+        routing.RuleSpec(10, wechat_account_id, "native", currency="CNY"),
+        routing.RuleSpec(20, "alipay_dev", "qr", currency="CNY"),
+        routing.RuleSpec(30, "alipay_dev", "page", currency="CNY"),
+        routing.RuleSpec(40, "stripe_dev", "payment_intent"),
+    ]
+    await routing.replace_rules(db, merchant_id, rules, capabilities=CHANNELS)
+
+
+def cmd_routing_rules(settings: Settings, merchant_id: str, rules_file: str | None) -> None:
+    """Print a merchant's routing rules, or replace them from a JSON file (``-``: stdin) of
+    the body of ``PUT /v1/routing_rules``. Gateways use a change within 30 s."""
+    from pathlib import Path
+
+    raw = None
+    if rules_file is not None:
+        raw = sys.stdin.buffer.read() if rules_file == "-" else Path(rules_file).read_bytes()
+    asyncio.run(_routing_rules(settings, merchant_id, raw))
+
+
+async def _routing_rules(settings: Settings, merchant_id: str, raw: bytes | None) -> None:
+    import orjson
+
+    from channels.registry import CHANNELS
+    from core import routing
+    from core.errors import PayfrontError
+    from core.store.db import Database
+    from gateway.schemas import RoutingRulesPut, parse_body
+
+    db = Database(settings.database_url)
+    try:
+        if raw is None:
+            rules = await routing.load_rules(db, merchant_id, capabilities=CHANNELS)
+        else:
+            specs = [
+                routing.RuleSpec(**rule.model_dump())
+                for rule in parse_body(RoutingRulesPut, raw).rules
+            ]
+            rules = await routing.replace_rules(db, merchant_id, specs, capabilities=CHANNELS)
+    except PayfrontError as exc:
+        _fail(f"{exc.code}: {exc.message}")
+    finally:
+        await db.dispose()
+    table = {"rules": [routing.rule_object(rule) for rule in rules]}
+    print(orjson.dumps(table, option=orjson.OPT_INDENT_2).decode())
+
+
+COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "gateway": (cmd_gateway, "run the HTTP gateway (merchant API, callbacks, tokens)"),
     "worker": (cmd_worker, "run an arq worker (channel calls, webhooks, sweeper)"),
     "sandbox": (cmd_sandbox, "run the channel sandbox (WeChat Pay, Alipay, Stripe emulators)"),
     "dev": (cmd_dev, "run sandbox, gateway and worker on the embedded defaults"),
     "migrate": (cmd_migrate, "bring the database to the latest schema"),
+    "routing-rules": (cmd_routing_rules, "print or replace a merchant's routing rules"),
 }
 
 
@@ -242,6 +304,15 @@ def main(argv: list[str] | None = None) -> None:
                 help="core: prepay, order checks, sweeper; notify: merchant webhooks; "
                 "all (default): both, each with its own job slots",
             )
+        if name == "routing-rules":
+            command.add_argument("merchant_id")
+            command.add_argument(
+                "--set",
+                dest="rules_file",
+                metavar="FILE",
+                help='replace the rules with those of FILE ({"rules": [...]}, as the API '
+                "takes them; - for stdin); without it: print them",
+            )
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -252,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     if args.command == "worker":
         cmd_worker(settings, args.pool)
+    elif args.command == "routing-rules":
+        cmd_routing_rules(settings, args.merchant_id, args.rules_file)
     else:
         COMMANDS[args.command][0](settings)
 

@@ -19,7 +19,17 @@ from sdk.errors import (
     ServiceUnavailableError,
     SignatureVerificationError,
 )
-from sdk.models import Credential, Event, Failure, Payment, Refund, Token, WebhookEndpoint
+from sdk.models import (
+    Balance,
+    Credential,
+    Event,
+    Failure,
+    Payment,
+    Refund,
+    Settlement,
+    Token,
+    WebhookEndpoint,
+)
 from sdk.protocol import SDK_VERSION as __version__
 from sdk.webhooks import compute_signature, sign_webhook, verify_webhook
 
@@ -28,6 +38,7 @@ __all__ = [
     "APIError",
     "AsyncPayfrontClient",
     "AuthenticationError",
+    "Balance",
     "ConflictError",
     "Credential",
     "Event",
@@ -42,6 +53,7 @@ __all__ = [
     "RateLimitError",
     "Refund",
     "ServiceUnavailableError",
+    "Settlement",
     "SignatureVerificationError",
     "Token",
     "WebhookEndpoint",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from types import TracebackType
 from typing import Self, TypeVar
 
 import httpx
 
-from sdk.models import Payment, Refund, Token, WebhookEndpoint
+from sdk.models import Balance, Payment, Refund, Settlement, Token, WebhookEndpoint
 from sdk.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT_SECONDS,
@@ -86,8 +87,8 @@ class AsyncPayfrontClient:
         currency: str,
         merchant_order_no: str,
         description: str,
-        channel: str = "wechatpay",
-        method: str = "native",
+        channel: str | None = "wechatpay",
+        method: str | None = "native",
         expires_in: int | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
@@ -153,6 +154,15 @@ class AsyncPayfrontClient:
     async def get_payment(self, pay_no: str) -> Payment:
         """Fetch one of this merchant's payments by ``pay_no``."""
         return await self._execute(self._builder.get_payment(pay_no))
+
+    async def get_balance(self) -> Balance:
+        """This merchant's balance: pending and available, by currency, in minor units."""
+        return await self._execute(self._builder.get_balance())
+
+    async def get_settlement(self, day: date, currency: str) -> Settlement:
+        """What ``day`` (Asia/Shanghai) collected, refunded and paid in fees in ``currency``,
+        and what it makes payable."""
+        return await self._execute(self._builder.get_settlement(day, currency))
 
     async def get_token(self, token: str, *, wait: float = 0) -> Token:
         """Fetch a token's view; with ``wait`` (≤ 30 s) the server holds it while pending."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from types import TracebackType
 from typing import Self, TypeVar
 
 import httpx
 
-from sdk.models import Payment, Refund, Token, WebhookEndpoint
+from sdk.models import Balance, Payment, Refund, Settlement, Token, WebhookEndpoint
 from sdk.protocol import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT_SECONDS,
@@ -81,8 +82,8 @@ class PayfrontClient:
         currency: str,
         merchant_order_no: str,
         description: str,
-        channel: str = "wechatpay",
-        method: str = "native",
+        channel: str | None = "wechatpay",
+        method: str | None = "native",
         expires_in: int | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
@@ -92,6 +93,7 @@ class PayfrontClient:
         ``amount`` is in minor units (fen for CNY). Without ``idempotency_key`` a UUID4 key is
         generated; the request is retried once, with the same key, after a connection error or
         timeout. A failed call's key is on the raised error as ``idempotency_key``.
+        ``channel=None`` lets the merchant's routing rules choose (``method``: a kind or None).
         """
         return self._execute(
             self._builder.create_payment(
@@ -148,6 +150,15 @@ class PayfrontClient:
     def get_payment(self, pay_no: str) -> Payment:
         """Fetch one of this merchant's payments by ``pay_no``."""
         return self._execute(self._builder.get_payment(pay_no))
+
+    def get_balance(self) -> Balance:
+        """This merchant's balance: pending and available, by currency, in minor units."""
+        return self._execute(self._builder.get_balance())
+
+    def get_settlement(self, day: date, currency: str) -> Settlement:
+        """What ``day`` (Asia/Shanghai) collected, refunded and paid in fees in ``currency``,
+        and what it makes payable."""
+        return self._execute(self._builder.get_settlement(day, currency))
 
     def get_token(self, token: str, *, wait: float = 0) -> Token:
         """Fetch a token's view; with ``wait`` (≤ 30 s) the server holds it while pending."""

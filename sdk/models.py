@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -139,6 +139,7 @@ class Payment:
     failure: Failure | None = None
     paid_at: datetime | None = None
     amount_refunded: int = 0
+    paid_amount: int | None = None
 
     @property
     def is_waiting(self) -> bool:
@@ -171,6 +172,9 @@ class Payment:
             failure=_failure(source),
             paid_at=_optional_datetime(source, "paid_at"),
             amount_refunded=_int(source, "amount_refunded") if "amount_refunded" in source else 0,
+            paid_amount=source.get("paid_amount")
+            if isinstance(source.get("paid_amount"), int)
+            else None,
         )
 
 
@@ -319,4 +323,73 @@ class WebhookEndpoint:
             enabled=_bool(source, "enabled"),
             created_at=_datetime(source, "created_at"),
             secret=_optional_str(source, "secret"),
+        )
+
+
+def _amounts(source: Mapping[str, Any], key: str) -> Mapping[str, int]:
+    value = _require(source, key)
+    if not isinstance(value, list):
+        raise ValueError(f"field {key!r} must be a list, got {type(value).__name__}")
+    amounts: dict[str, int] = {}
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise ValueError(f"field {key!r} must hold objects")
+        amounts[_str(item, "currency")] = _int(item, "amount")
+    return MappingProxyType(amounts)
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """What payfront owes the merchant, in minor units by currency (``object: "balance"``).
+
+    ``pending`` is collected less refunds and channel fees, not yet settled; ``available``
+    is settled and payable out.
+    """
+
+    livemode: bool
+    pending: Mapping[str, int] = field(default_factory=dict, hash=False)
+    available: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Balance:
+        """Build from the API's balance object; raises ``ValueError`` if it is malformed."""
+        _expect_object(source, "balance")
+        return cls(
+            livemode=_bool(source, "livemode"),
+            pending=_amounts(source, "pending"),
+            available=_amounts(source, "available"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One day's money in one currency (``object: "settlement"``), in minor units:
+    ``payable == collected - refunded - fees``."""
+
+    date: date
+    timezone: str
+    currency: str
+    collected: int
+    refunded: int
+    fees: int
+    payable: int
+    payment_count: int
+    refund_count: int
+    livemode: bool
+
+    @classmethod
+    def from_json(cls, source: Mapping[str, Any]) -> Settlement:
+        """Build from the API's settlement object; raises ``ValueError`` if it is malformed."""
+        _expect_object(source, "settlement")
+        return cls(
+            date=date.fromisoformat(_str(source, "date")),
+            timezone=_str(source, "timezone"),
+            currency=_str(source, "currency"),
+            collected=_int(source, "collected"),
+            refunded=_int(source, "refunded"),
+            fees=_int(source, "fees"),
+            payable=_int(source, "payable"),
+            payment_count=_int(source, "payment_count"),
+            refund_count=_int(source, "refund_count"),
+            livemode=_bool(source, "livemode"),
         )

@@ -12,11 +12,20 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from sdk.errors import APIConnectionError, APIError, PayfrontError, PayfrontTimeout, error_class_for
-from sdk.models import Payment, Refund, Token, WebhookEndpoint, refund_list
+from sdk.models import (
+    Balance,
+    Payment,
+    Refund,
+    Settlement,
+    Token,
+    WebhookEndpoint,
+    refund_list,
+)
 
 SDK_VERSION = "0.1.0"
 USER_AGENT = f"payfront-python/{SDK_VERSION}"
@@ -171,13 +180,17 @@ class RequestBuilder:
         currency: str,
         merchant_order_no: str,
         description: str,
-        channel: str = "wechatpay",
-        method: str = "native",
+        channel: str | None = "wechatpay",
+        method: str | None = "native",
         expires_in: int | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
     ) -> ApiCall[Payment]:
-        """``POST /v1/payments``; generates a UUID4 idempotency key when none is given."""
+        """``POST /v1/payments``; generates a UUID4 idempotency key when none is given.
+
+        ``channel=None`` leaves the choice to the merchant's routing rules; ``method`` may
+        then name a kind (``qr``, ``redirect``, ``card``, ``in_app``) or be None too.
+        """
         body: dict[str, Any] = {
             "amount": amount,
             "currency": currency,
@@ -186,6 +199,10 @@ class RequestBuilder:
             "method": method,
             "description": description,
         }
+        if channel is None:
+            del body["channel"]
+        if method is None:
+            del body["method"]
         if expires_in is not None:
             body["expires_in"] = expires_in
         if metadata is not None:
@@ -291,6 +308,25 @@ class RequestBuilder:
             long_poll_seconds=wait,
         )
         return ApiCall(request, Token.from_json)
+
+    def get_balance(self) -> ApiCall[Balance]:
+        """``GET /v1/balance``."""
+        request = ApiRequest(
+            method="GET", url=f"{self._base_url}/v1/balance", headers=self._headers()
+        )
+        return ApiCall(request, Balance.from_json)
+
+    def get_settlement(self, day: date, currency: str) -> ApiCall[Settlement]:
+        """``GET /v1/settlements?date=…&currency=…``."""
+        if not currency:
+            raise ValueError("currency must not be empty")
+        request = ApiRequest(
+            method="GET",
+            url=f"{self._base_url}/v1/settlements",
+            headers=self._headers(),
+            params={"date": day.isoformat(), "currency": currency},
+        )
+        return ApiCall(request, Settlement.from_json)
 
 
 class CredentialWait:

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from core import pay as pay_core
+from core import receipts
 from core.merchants import MerchantAuth, create_merchant, save_channel_account
 from core.payments import NewPayment, create_payment
 from core.store.db import Database
@@ -37,10 +38,10 @@ async def merchant_with_account(
     return MerchantAuth(merchant_id=merchant_id, livemode=False), account_id
 
 
-async def payment(
+async def pending_payment(
     db: Database, merchant: MerchantAuth, account_id: str, *, amount_minor: int = 100
 ) -> str:
-    """A payment awaiting payment (its prepay done), by its pay_no."""
+    """A payment just created by the token path (its prepay job owed), by its pay_no."""
     created = await create_payment(
         db,
         merchant,
@@ -56,17 +57,25 @@ async def payment(
         claim=None,
         channel_account_id=account_id,
     )
-    await pay_core.start_prepay(db, created.pay_no)
-    await pay_core.credential_ready(db, created.pay_no, {"code_url": "weixin://x"}, None)
     return created.pay_no
+
+
+async def payment(
+    db: Database, merchant: MerchantAuth, account_id: str, *, amount_minor: int = 100
+) -> str:
+    """A payment awaiting payment (its prepay done), by its pay_no."""
+    pay_no = await pending_payment(db, merchant, account_id, amount_minor=amount_minor)
+    await pay_core.start_prepay(db, pay_no)
+    await pay_core.credential_ready(db, pay_no, {"code_url": "weixin://x"}, None)
+    return pay_no
 
 
 async def paid_payment(db: Database, vault: Vault, *, amount_minor: int = 100) -> PaidPayment:
     merchant, account_id = await merchant_with_account(db, vault)
     pay_no = await payment(db, merchant, account_id, amount_minor=amount_minor)
-    outcome, _ = await pay_core.apply_payment(
+    outcome, _ = await receipts.apply_payment(
         db,
-        pay_core.PaymentReport(
+        receipts.PaymentReport(
             channel_account_id=account_id,
             out_trade_no=pay_no,
             amount_minor=amount_minor,
@@ -76,5 +85,5 @@ async def paid_payment(db: Database, vault: Vault, *, amount_minor: int = 100) -
             source_id=f"factory:{pay_no}",
         ),
     )
-    assert outcome is pay_core.ApplyOutcome.APPLIED
+    assert outcome is receipts.ApplyOutcome.APPLIED
     return PaidPayment(merchant, account_id, pay_no, amount_minor)

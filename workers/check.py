@@ -1,7 +1,10 @@
-"""The compensation job for one order awaiting payment: ask the channel, apply what it says.
+"""The compensation job for one order awaiting payment (or in ``unknown``): ask the channel,
+apply what it says.
 
-Catches lost callbacks (paid at the channel, no callback here) and expiry (close at the
-channel first, so the shopper can no longer pay, then close here). Safe to run twice.
+Catches lost callbacks (paid at the channel, no callback here), expiry (close at the channel
+first, so the shopper can no longer pay, then close here), and lost create answers (paid →
+paid; no order there → failed; an unpaid order there → closed there, then here). Safe to run
+twice.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ async def check_order(ctx: dict[str, Any], pay_no: str) -> str:
 
 async def _check(w: WorkerContext, pay_no: str) -> str:
     pay = await pay_core.load_pay_order(w.db, pay_no)
-    if pay is None or pay.status != PayStatus.AWAITING_PAYMENT:
+    if pay is None or pay.status not in (PayStatus.AWAITING_PAYMENT, PayStatus.UNKNOWN):
         return "nothing_to_do"
     context.bind_trace(pay.trace_id)
     channel, _ = await w.channels.get(pay.channel_account_id)
@@ -48,9 +51,19 @@ async def _check(w: WorkerContext, pay_no: str) -> str:
     if status is not None and status.state is TradeState.PAID:
         log.warning("check.paid_without_callback")
         return await settle.apply_paid(w, pay, status)
+    if pay.status == PayStatus.UNKNOWN and status is None:
+        # The lost create never made an order there: it failed.
+        moved = await pay_core.prepay_failed(
+            w.db, pay_no, "NOT_CREATED_AT_CHANNEL", "the channel has no such order"
+        )
+        await settle.announce(w, pay_no, moved.event_id if moved else None)
+        return "not_created"
     expired = pay.expires_at <= settle.now()
     closed_there = status is not None and status.state in (TradeState.CLOSED, TradeState.FAILED)
-    if not closed_there and not expired:
+    # An order in unknown exists there unpaid, but the shopper never got its credential:
+    # close it (no one can pay it through us).
+    must_close = expired or pay.status == PayStatus.UNKNOWN
+    if not closed_there and not must_close:
         await pay_core.mark_checked(w.db, pay_no)
         return "still_awaiting" if status is not None else "not_found_at_channel"
     if status is not None and not closed_there:

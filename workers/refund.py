@@ -65,9 +65,15 @@ async def _refund(w: WorkerContext, refund_no: str, job_try: int) -> str:
                 found = None  # it never arrived: send it (again, with the same number)
             if found is not None:
                 return await _apply(w, row, found, source_id=f"query:{refund_no}")
-        request = channel.build_refund(_create_refund(w, row, pay), now=settle.now())
+        asked = _create_refund(w, row, pay)
+        request = channel.build_refund(asked, now=settle.now())
         answer = await settle.exchange(
-            w, row, channel, "refund", request, lambda r, at: channel.parse_refund(r, now=at)
+            w,
+            row,
+            channel,
+            "refund",
+            request,
+            lambda r, at: channel.parse_refund(r, refund=asked, now=at),
         )
     except ChannelFatal as exc:
         # Refused for good (not refundable there, bad parameters, ...): no money moved.

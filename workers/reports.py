@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from channels.base import RefundState, RefundStatus, TradeStatus
-from core.pay import PaymentReport
+from core.receipts import PaymentReport
 from core.refunds import RefundReport
 from core.states import RefundStatus as RefundOrderStatus
 

@@ -18,6 +18,7 @@ from core.settings import Settings
 from workers.check import check_order
 from workers.context import WorkerContext
 from workers.instrument import instrumented
+from workers.ledger import apply_hot_postings, post_entry
 from workers.notify import deliver, notify
 from workers.prepay import prepay
 from workers.refund import check_refund, refund
@@ -76,7 +77,20 @@ def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
         }
     if pool == "notify":
         return common | {
-            "functions": [instrumented(notify), instrumented(deliver)],
+            "functions": [
+                instrumented(notify),
+                instrumented(deliver),
+                instrumented(post_entry),
+            ],
+            "cron_jobs": [
+                cron(
+                    instrumented(apply_hot_postings),
+                    name=f"{settings.notify_queue_name}:apply_hot_postings",
+                    second=set(range(60)),
+                    run_at_startup=True,
+                    unique=True,
+                )
+            ],
             "queue_name": settings.notify_queue_name,
             "max_jobs": settings.notify_max_jobs,
             "max_tries": 3,

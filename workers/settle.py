@@ -20,9 +20,9 @@ from channels.errors import (
 )
 from channels.registry import account_identity
 from channels.transport import send
-from core import context, wakeups
-from core import pay as pay_core
+from core import context, receipts, wakeups
 from core.metrics import CHANNEL_ERRORS, CHANNEL_LATENCY
+from workers import limits
 from workers.context import WorkerContext
 from workers.queue import enqueue_notify
 from workers.reports import payment_report
@@ -36,6 +36,8 @@ def now() -> datetime:
 
 def _error_kind(exc: ChannelError) -> str:
     for kind, cls in (
+        ("circuit_open", limits.CircuitOpen),
+        ("busy", limits.ChannelBusy),
         ("not_found", ChannelOrderNotFound),
         ("already_paid", ChannelAlreadyPaid),
         ("retryable", ChannelRetryable),
@@ -59,8 +61,10 @@ async def exchange(
     labels = (channel.name, pay.channel_account_id, operation)
     started = time.perf_counter()
     try:
-        response = await send(w.http, request, traceparent=context.outbound_traceparent())
-        return parse(response, now())
+        # Circuit breaker, per-account concurrency slot and timeout (workers.limits).
+        async with limits.guarded(w, pay.channel_account_id):
+            response = await send(w.http, request, traceparent=context.outbound_traceparent())
+            return parse(response, now())
     except ChannelError as exc:
         CHANNEL_ERRORS.labels(*labels, _error_kind(exc)).inc()
         raise
@@ -85,7 +89,7 @@ async def apply_paid(w: WorkerContext, pay: Row[Any], status: TradeStatus) -> st
         source_id=f"query:{pay.pay_no}",
         expected_ids=account_identity(pay.channel, credentials),
     )
-    outcome, event_id = await pay_core.apply_payment(w.db, report)
+    outcome, event_id = await receipts.apply_payment(w.db, report)
     await announce(w, pay.pay_no, event_id)
     return f"paid_at_channel:{outcome}"
 

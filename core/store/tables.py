@@ -44,6 +44,9 @@ merchants = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # What payfront does, unasked, with money it was not asked for (core.policies).
+    sa.Column("partial_payment_policy", sa.String(16), nullable=False, server_default="refund"),
+    sa.Column("late_payment_policy", sa.String(16), nullable=False, server_default="refund"),
 )
 
 api_keys = sa.Table(
@@ -89,6 +92,8 @@ trade_orders = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # The pay order of the latest attempt: only it moves the trade to failed or closed.
+    sa.Column("current_pay_no", sa.String(40), nullable=True),
     sa.UniqueConstraint("merchant_id", "merchant_order_no", name="uq_trade_orders_merchant_order"),
 )
 
@@ -127,6 +132,11 @@ pay_orders = sa.Table(
     # by one conditional UPDATE (``refunded_minor + :amount <= amount_minor``), which is what
     # keeps refunds within what was paid when several are asked for at once.
     sa.Column("refunded_minor", sa.BigInteger(), nullable=False, server_default="0"),
+    # What the channel says was received: amount_minor, or less for a partial payment.
+    sa.Column("paid_minor", sa.BigInteger(), nullable=True),
+    # The shopper's id at the channel (WeChat JSAPI openid) and IP (WeChat H5), when given.
+    sa.Column("payer_id", sa.String(128), nullable=True),
+    sa.Column("client_ip", sa.String(45), nullable=True),
 )
 sa.Index("ix_pay_orders_trade_no", pay_orders.c.trade_no)
 sa.Index("ix_pay_orders_status_updated", pay_orders.c.status, pay_orders.c.updated_at)
@@ -258,7 +268,54 @@ anomalies = sa.Table(
     sa.Column("source_id", sa.String(64), nullable=False),
     sa.Column("detail", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # "open" until a person resolves it (core.resolutions keeps who, why and evidence).
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("pay_no", "kind", "source_id", name="uq_anomalies_source"),
+)
+sa.Index("ix_anomalies_status_created", anomalies.c.status, anomalies.c.created_at)
+
+# The audit trail of decisions people made through the API: an anomaly resolved, a payment
+# whose outcome was lost settled by hand. Rows are only ever added.
+resolutions = sa.Table(
+    "resolutions",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    # "anomaly" (subject_id: the anomaly id) or "payment" (subject_id: the pay_no).
+    sa.Column("subject_type", sa.String(16), nullable=False),
+    sa.Column("subject_id", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    # Who decided: the person named in the request, and the API key that sent it.
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("api_key_prefix", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Column("evidence", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_resolutions_subject", resolutions.c.subject_type, resolutions.c.subject_id)
+
+# --- routing ---
+# A merchant's routing table (core.routing): for a payment that names no channel, the first
+# rule by priority that matches its currency, amount and kind, and whose account's circuit
+# is not open, picks the channel account and method.
+routing_rules = sa.Table(
+    "routing_rules",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    # Lower first.
+    sa.Column("priority", sa.Integer(), nullable=False),
+    sa.Column(
+        "channel_account_id", sa.String(64), sa.ForeignKey("channel_accounts.id"), nullable=False
+    ),
+    sa.Column("method", sa.String(32), nullable=False),
+    # NULL: any currency the channel accepts; amounts are inclusive bounds, NULL: none.
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("min_amount_minor", sa.BigInteger(), nullable=True),
+    sa.Column("max_amount_minor", sa.BigInteger(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("merchant_id", "priority", name="uq_routing_rules_merchant_priority"),
 )
 
 # --- ledger ---

@@ -132,10 +132,10 @@ async def test_malformed_and_unsigned_bodies_are_refused(stack: Stack) -> None:
     assert await _status(stack, payment["pay_no"]) == before
 
 
-async def test_amount_mismatch_is_recorded_not_paid_and_still_acked(stack: Stack) -> None:
+async def test_more_than_asked_is_recorded_not_paid_and_still_acked(stack: Stack) -> None:
     payment = await _awaiting(stack, amount=5000)
     before = await _status(stack, payment["pay_no"])
-    paid = await stack.shopper_pays(payment["pay_no"], paid_amount=1)
+    paid = await stack.shopper_pays(payment["pay_no"], paid_amount=5001)
     assert paid.status_code == 200
     async with asyncio.timeout(10):
         while not await _count(stack, sa.select(sa.func.count()).select_from(anomalies)):
@@ -144,7 +144,7 @@ async def test_amount_mismatch_is_recorded_not_paid_and_still_acked(stack: Stack
     async with stack.db.read() as conn:
         anomaly = (await conn.execute(sa.select(anomalies))).one()
     assert anomaly.pay_no == payment["pay_no"] and anomaly.kind == "payment_mismatch"
-    assert anomaly.detail["reported_amount"] == 1
+    assert anomaly.detail["reported_amount"] == 5001
     # The channel was told "received", so it stops re-sending the same wrong data.
     order = await stack.sandbox_order(payment["pay_no"])
     async with asyncio.timeout(5):

@@ -81,7 +81,7 @@ async def test_bad_bodies_get_clear_errors_and_write_nothing(stack: Stack) -> No
         ({"amount": True}, "amount"),
         ({"currency": "cny"}, "currency"),
         ({"channel": "paypal"}, "channel"),
-        ({"method": "jsapi"}, "method"),
+        ({"method": "micropay"}, "method"),
         ({"description": ""}, "description"),
         ({"merchant_order_no": "has space"}, "merchant_order_no"),
         ({"expires_in": 5}, "expires_in"),

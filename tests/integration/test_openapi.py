@@ -54,6 +54,9 @@ def test_every_route_is_in_the_spec() -> None:
         "payment.succeeded",
         "payment.failed",
         "payment.closed",
+        "payment.partially_paid",
+        "payment.late_succeeded",
+        "payment.duplicate",
         "refund.succeeded",
         "refund.failed",
     }
