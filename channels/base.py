@@ -125,6 +125,45 @@ class RefundStatus:
     failure_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CreatePayout:
+    """Money sent from the merchant's channel balance to a payee (a withdrawal from a wallet
+    held by payfront): Alipay ``alipay.fund.trans.uni.transfer``, WeChat Pay's merchant
+    transfer (``/v3/fund-app/mch-transfer/transfer-bills``), Stripe ``/v1/transfers`` to a
+    connected account. ``out_payout_no`` is stable across retries (the channel's
+    idempotency: out_biz_no, out_bill_no, Idempotency-Key)."""
+
+    out_payout_no: str
+    amount_minor: int
+    currency: str
+    # Who receives it, in the channel's own terms: Alipay identity (ALIPAY_LOGON_ID /
+    # ALIPAY_USER_ID), WeChat openid, Stripe connected account id (acct_…).
+    payee_id: str
+    payee_type: str | None = None
+    payee_name: str | None = None
+    remark: str | None = None
+    notify_url: str | None = None
+
+
+class PayoutState(enum.StrEnum):
+    PROCESSING = "processing"  # accepted; not yet final (WeChat may wait for the payee)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # refused or given up: no money moved
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutStatus:
+    out_payout_no: str
+    state: PayoutState
+    channel_state: str
+    amount_minor: int | None = None
+    channel_payout_no: str | None = None
+    succeeded_at: datetime | None = None
+    failure_reason: str | None = None
+    # What the payee must do to receive it, where the channel asks (WeChat's package_info).
+    payee_action: Mapping[str, str] = field(default_factory=dict)
+
+
 class StatementLineKind(enum.StrEnum):
     PAYMENT = "payment"
     REFUND = "refund"
@@ -160,14 +199,15 @@ class StatementPage:
 
 @dataclass(frozen=True, slots=True)
 class ChannelEvent:
-    """A verified, decrypted callback, normalised: about a payment (``trade``) or about a
-    refund (``refund``); exactly one of the two is set."""
+    """A verified, decrypted callback, normalised: about a payment (``trade``), a refund
+    (``refund``) or a payout (``payout``); exactly one of them is set."""
 
     event_id: str
     event_type: str
     trade: TradeStatus | None
     raw: Mapping[str, object] = field(default_factory=dict)
     refund: RefundStatus | None = None
+    payout: PayoutStatus | None = None
 
 
 class Channel(Protocol):
@@ -246,6 +286,29 @@ class Channel(Protocol):
     ) -> RefundStatus:
         """Verify and parse a refund query answer (``ChannelOrderNotFound`` if the channel has
         no such refund)."""
+        ...
+
+    def build_payout(self, payout: CreatePayout, *, now: datetime) -> HttpRequest:
+        """Build and sign a payout (``ChannelFatal`` code ``PAYOUT_NOT_SUPPORTED`` where the
+        account cannot pay out). The same payout gives identical parameters every time."""
+        ...
+
+    def parse_payout(
+        self, response: HttpResponse, *, payout: CreatePayout, now: datetime
+    ) -> PayoutStatus:
+        """Verify the answer to ``payout``; raise a classified ``ChannelError`` when refused."""
+        ...
+
+    def build_payout_query(
+        self, out_payout_no: str, *, channel_payout_no: str | None = None, now: datetime
+    ) -> HttpRequest:
+        """Build and sign a query of one payout by payfront's number."""
+        ...
+
+    def parse_payout_query(
+        self, response: HttpResponse, *, out_payout_no: str, now: datetime
+    ) -> PayoutStatus:
+        """Verify and parse a payout query (``ChannelOrderNotFound`` if there is none)."""
         ...
 
     def build_statement(self, day: date, *, now: datetime) -> HttpRequest:
