@@ -23,7 +23,7 @@ RECEIVED_EVENTS = frozenset(
     {"payment.succeeded", "payment.partially_paid", "payment.late_succeeded", "payment.duplicate"}
 )
 # The event types after which money has moved, each posted to the ledger exactly once.
-MONEY_EVENTS = RECEIVED_EVENTS | {"refund.succeeded"}
+MONEY_EVENTS = RECEIVED_EVENTS | {"refund.succeeded", "transfer.succeeded"}
 
 
 async def record_payment_event(
@@ -37,7 +37,7 @@ async def record_payment_event(
             .where(pay_orders.c.pay_no == pay_no)
         )
     ).one()
-    return await _record(
+    return await record_event(
         conn,
         event_type,
         merchant_id=row.merchant_id,
@@ -56,7 +56,7 @@ async def record_refund_event(
     row = (
         await conn.execute(sa.select(refund_orders).where(refund_orders.c.refund_no == refund_no))
     ).one()
-    return await _record(
+    return await record_event(
         conn,
         event_type,
         merchant_id=row.merchant_id,
@@ -68,17 +68,20 @@ async def record_refund_event(
     )
 
 
-async def _record(
+async def record_event(
     conn: AsyncConnection,
     event_type: str,
     *,
     merchant_id: str,
     livemode: bool,
     data: dict[str, Any],
-    pay_no: str | None,
-    refund_no: str | None,
     now: datetime,
+    pay_no: str | None = None,
+    refund_no: str | None = None,
+    transfer_no: str | None = None,
 ) -> str:
+    """Insert an event and the work it owes (its notification; its ledger posting when it
+    moves money) in the caller's transaction; return its id."""
     event_id = ids.new_event_id()
     payload: dict[str, Any] = {
         "id": event_id,
@@ -95,6 +98,7 @@ async def _record(
             type=event_type,
             pay_no=pay_no,
             refund_no=refund_no,
+            transfer_no=transfer_no,
             payload=payload,
             created_at=now,
         )

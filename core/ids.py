@@ -32,6 +32,14 @@ def new_refund_no() -> str:
     return _sortable("rfd")
 
 
+def new_wallet_id() -> str:
+    return _sortable("wal")
+
+
+def new_transfer_no() -> str:
+    return _sortable("tfr")
+
+
 def new_trade_no() -> str:
     return _sortable("trd")
 

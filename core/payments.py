@@ -18,6 +18,7 @@ from core.states import PayStatus, TradeStatus
 from core.store.db import Database
 from core.store.tables import channel_accounts, outbox, pay_orders, trade_orders
 from core.views import payment_object, token_object
+from core.wallets import wallet_for
 
 PREPAY_JOB = "prepay"
 
@@ -36,6 +37,8 @@ class NewPayment:
     metadata: dict[str, str] = field(default_factory=dict)
     payer_id: str | None = None
     client_ip: str | None = None
+    # A recharge tops up the wallet of this holder (the merchant's id for its user) when paid.
+    recharge_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +149,12 @@ def _write_payment(
         "created_at": now,
         "updated_at": now,
         "current_pay_no": pay_no,
+        "kind": "payment",
+        "wallet_id": None,
     }
+    if new.recharge_owner is not None:
+        trade["kind"] = "recharge"
+        trade["wallet_id"] = wallet_for(conn, merchant, new.recharge_owner, new.currency, now)
     pay = {
         "pay_no": pay_no,
         "trade_no": trade_no,

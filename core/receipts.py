@@ -12,6 +12,9 @@ here, each leaving an anomaly as its trail.
   held for a person to decide (``hold``: the anomaly stays open).
 - **Duplicate payment** (another attempt of the trade was paid first): ``paid`` and always
   refunded automatically; the merchant is told with ``payment.duplicate``.
+
+A recharge (a trade that tops up a wallet) credits its wallet when paid in full, in the same
+transaction; a partial recharge is always refunded, whatever the policy.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core import context, refunds, resolutions
+from core import context, refunds, resolutions, wallets
 from core.anomalies import record_anomaly
 from core.merchants import MerchantAuth
 from core.pay import transition
@@ -106,7 +109,9 @@ async def _apply_once(db: Database, report: PaymentReport) -> tuple[ApplyOutcome
             return ApplyOutcome.ANOMALY, None
         trade = (
             await conn.execute(
-                sa.select(trade_orders.c.status).where(trade_orders.c.trade_no == pay.trade_no)
+                sa.select(
+                    trade_orders.c.status, trade_orders.c.kind, trade_orders.c.wallet_id
+                ).where(trade_orders.c.trade_no == pay.trade_no)
             )
         ).one()
         policy = (
@@ -129,8 +134,15 @@ async def _apply_once(db: Database, report: PaymentReport) -> tuple[ApplyOutcome
             if pay.status == PayStatus.CLOSED or trade.status == TradeStatus.CLOSED:
                 return await _late(conn, pay, report, values, policy.late_payment_policy, now)
             if values["paid_minor"] < pay.amount_minor:
-                return await _partial(conn, pay, report, values, policy, now)
+                # A wallet is credited with what was asked or nothing: a partial recharge
+                # is always refunded.
+                keep = policy.partial_payment_policy == "accept" and trade.kind != "recharge"
+                return await _partial(conn, pay, report, values, keep, now)
             moved = await transition(conn, pay, PayEvent.PAYMENT_SUCCEEDED, now, **values)
+            if trade.kind == "recharge":
+                await wallets.credit_recharge(
+                    conn, trade.wallet_id, values["paid_minor"], pay.pay_no, now
+                )
         except IllegalTransition:
             await _anomaly(conn, pay, "paid_in_state", report, [f"order is {pay.status}"], now)
             return ApplyOutcome.ANOMALY, None
@@ -168,10 +180,9 @@ async def _partial(
     pay: Row[Any],
     report: PaymentReport,
     values: dict[str, Any],
-    policy: Any,
+    keep: bool,
     now: datetime,
 ) -> tuple[ApplyOutcome, str | None]:
-    keep = policy.partial_payment_policy == "accept"
     moved = await transition(
         conn,
         pay,

@@ -36,7 +36,7 @@ from core.states import (
 )
 from core.store.cas import again_if_stale, compare_and_set
 from core.store.db import Database
-from core.store.tables import outbox, pay_orders, refund_orders
+from core.store.tables import outbox, pay_orders, refund_orders, trade_orders
 from core.views import refund_object
 
 REFUND_JOB = "refund"
@@ -124,6 +124,16 @@ def _write_refund(
     ).first()
     if pay is None:
         raise NotFound(f"no payment {new.pay_no!r}", param="pay_no")
+    kind = conn.execute(
+        sa.select(trade_orders.c.kind).where(trade_orders.c.trade_no == pay.trade_no)
+    ).scalar_one()
+    if kind == "recharge":
+        # The money is in a wallet now, not the merchant's: it leaves by a withdrawal.
+        raise Conflict(
+            f"payment {pay.pay_no} is a wallet recharge: it is not refunded",
+            code="recharge_not_refundable",
+            param="pay_no",
+        )
     if pay.status not in PAY_RECEIVED:
         raise Conflict(
             f"payment {pay.pay_no} is {pay.status}: only a paid payment can be refunded",

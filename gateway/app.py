@@ -26,6 +26,7 @@ from gateway import (
     routes_resolutions,
     routes_routing,
     routes_trades,
+    routes_wallets,
     routes_webhooks,
 )
 from gateway.errors import request_context
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes_refunds.routes)
     app.add_routes(routes_resolutions.routes)
     app.add_routes(routes_trades.routes)
+    app.add_routes(routes_wallets.routes)
     app.add_routes(routes_callbacks.routes)
     app.add_routes(routes_health.routes)
     app.add_routes(routes_webhooks.routes)

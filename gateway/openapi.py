@@ -20,8 +20,10 @@ from gateway.schemas import (
     PaymentCreate,
     PaymentResolve,
     PoliciesPut,
+    RechargeCreate,
     RefundCreate,
     RoutingRulesPut,
+    TransferCreate,
     WebhookEndpointCreate,
 )
 
@@ -37,6 +39,11 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (AnomalyResolve, "validation"),
     (AttemptCreate, "validation"),
     (PoliciesPut, "validation"),
+    (RechargeCreate, "validation"),
+    (TransferCreate, "validation"),
+    (m.WalletWithMovements, "serialization"),
+    (m.WalletList, "serialization"),
+    (m.Transfer, "serialization"),
     (m.Trade, "serialization"),
     (m.Policies, "serialization"),
     (PaymentResolve, "validation"),
@@ -92,6 +99,9 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
         ("merchant_refund_no_taken", "conflict_error", "the merchant refund number was used"),
         ("anomaly_already_resolved", "conflict_error", "the anomaly was resolved before"),
         ("trade_not_open", "conflict_error", "the trade is paid or closed: no new attempt"),
+        ("insufficient_funds", "conflict_error", "the wallet holds less than the amount"),
+        ("merchant_transfer_no_taken", "conflict_error", "the transfer number was used"),
+        ("recharge_not_refundable", "conflict_error", "a recharge leaves its wallet otherwise"),
         ("trade_changed", "conflict_error", "the trade moved while the attempt was made"),
         ("payment_not_unknown", "conflict_error", "only a payment in `unknown` is settled by hand"),
     ],
@@ -404,6 +414,109 @@ def _operations(settings: Settings) -> dict[str, Any]:
                     **_errors(400, 401, *_COMMON, s400={"malformed_json", "parameter_invalid"}),
                 },
             },
+        },
+        "/v1/recharges": {
+            "post": {
+                "operationId": "createRecharge",
+                "summary": "Top up a user's wallet (a payment that credits it when paid)",
+                "description": "The fields of `POST /v1/payments`, plus `owner`: your id for "
+                "the wallet's holder (the wallet of that owner and currency is created on "
+                "first use). The answer is the payment; when it is paid in full the wallet is "
+                "credited in the same transaction (`recharge.succeeded`). A partial recharge "
+                "is always refunded; a recharge is not refundable by the refund API.",
+                "tags": ["wallets"],
+                "security": _MERCHANT,
+                "parameters": [{"$ref": "#/components/parameters/Idempotency-Key"}, _TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("RechargeCreate")}},
+                },
+                "responses": {
+                    "201": _ok("The recharge's payment", "Payment", "Idempotent-Replayed"),
+                    **_errors(400, 401, 409, 422, 429, *_COMMON),
+                },
+            }
+        },
+        "/v1/wallets": {
+            "get": {
+                "operationId": "findWallets",
+                "summary": "The wallets of one of your users",
+                "tags": ["wallets"],
+                "security": _MERCHANT,
+                "parameters": [
+                    {
+                        "name": "owner",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+                    },
+                    _TRACE,
+                ],
+                "responses": {
+                    "200": _ok("The wallets, one per currency", "WalletList"),
+                    **_errors(400, 401, 500, 503, s400={"invalid_request"}),
+                },
+            }
+        },
+        "/v1/wallets/{wallet_id}": {
+            "get": {
+                "operationId": "getWallet",
+                "summary": "A wallet with its latest movements",
+                "tags": ["wallets"],
+                "security": _MERCHANT,
+                "parameters": [_path("wallet_id", "The wallet's id"), _TRACE],
+                "responses": {
+                    "200": _ok("The wallet", "WalletWithMovements"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
+        },
+        "/v1/transfers": {
+            "post": {
+                "operationId": "createTransfer",
+                "summary": "Move money between two of your wallets",
+                "description": "Atomic: the transfer happens whole (`201`, `status: "
+                "succeeded`, `transfer.succeeded`) or not at all (`409 insufficient_funds`). "
+                "No channel is involved.",
+                "tags": ["wallets"],
+                "security": _MERCHANT,
+                "parameters": [{"$ref": "#/components/parameters/Idempotency-Key"}, _TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("TransferCreate")}},
+                },
+                "responses": {
+                    "201": _ok("The transfer", "Transfer", "Idempotent-Replayed"),
+                    **_errors(
+                        400,
+                        401,
+                        404,
+                        409,
+                        422,
+                        429,
+                        *_COMMON,
+                        s404={"resource_missing", "route_not_found"},
+                        s409={
+                            "insufficient_funds",
+                            "merchant_transfer_no_taken",
+                            "idempotency_key_in_use",
+                        },
+                    ),
+                },
+            }
+        },
+        "/v1/transfers/{transfer_no}": {
+            "get": {
+                "operationId": "getTransfer",
+                "summary": "Read one transfer",
+                "tags": ["wallets"],
+                "security": _MERCHANT,
+                "parameters": [_path("transfer_no", "The transfer's number"), _TRACE],
+                "responses": {
+                    "200": _ok("The transfer", "Transfer"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
         },
         "/v1/anomalies": {
             "get": {
@@ -782,6 +895,8 @@ def _webhooks() -> dict[str, Any]:
         "payment.late_succeeded": "Paid after it was closed; refunded or held per your policy.",
         "payment.duplicate": "A second attempt of a paid trade was paid; refunded automatically.",
         "refund.succeeded": "The refund reached the shopper (`data.object` is the refund).",
+        "recharge.succeeded": "A recharge was paid and its wallet credited.",
+        "transfer.succeeded": "Money moved between two of your wallets.",
         "refund.failed": "The channel refused or gave up the refund; no money moved.",
     }
     return {
@@ -831,6 +946,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
             {"name": "refunds"},
             {"name": "routing"},
             {"name": "resolutions"},
+            {"name": "wallets"},
             {"name": "tokens"},
             {"name": "balance"},
             {"name": "webhooks"},

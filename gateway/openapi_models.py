@@ -295,6 +295,66 @@ class Readiness(BaseModel):
     checks: dict[str, str] = Field(examples=[{"database": "ok", "redis": "ok"}])
 
 
+class Wallet(BaseModel):
+    """Stored value held for one of your users, in one currency (``core.wallets``)."""
+
+    model_config = _EXACT
+
+    object: Literal["wallet"]
+    wallet_id: str = Field(examples=["wal0mww..."])
+    owner: str = Field(description="Your id for the wallet's holder")
+    currency: str
+    balance: int = Field(description="Integer minor units; never below zero")
+    livemode: bool
+    created_at: datetime
+
+
+class WalletMovement(BaseModel):
+    model_config = _EXACT
+
+    kind: Literal["recharge", "transfer_in", "transfer_out"]
+    ref: str = Field(description="The pay_no of a recharge, the transfer_no of a transfer")
+    amount: int = Field(description="Signed: negative for money out")
+    balance_after: int
+    created_at: datetime
+
+
+class WalletWithMovements(Wallet):
+    movements: list[WalletMovement] = Field(description="The latest 100, newest first")
+
+
+class WalletList(BaseModel):
+    model_config = _EXACT
+
+    object: Literal["list"]
+    data: list[Wallet]
+
+
+class RechargeCredit(Wallet):
+    """``recharge.succeeded``: the wallet after the credit."""
+
+    recharged: int
+    pay_no: str
+
+
+class Transfer(BaseModel):
+    """Money moved between two of your wallets, at once (``succeeded``) or not at all."""
+
+    model_config = _EXACT
+
+    object: Literal["transfer"]
+    transfer_no: str
+    from_wallet: str
+    to_wallet: str
+    amount: int
+    currency: str
+    status: Literal["succeeded"]
+    merchant_transfer_no: str | None
+    description: str | None
+    livemode: bool
+    created_at: datetime
+
+
 class EventData(BaseModel):
     model_config = _EXACT
 
@@ -319,6 +379,8 @@ class Event(BaseModel):
         "payment.duplicate",
         "refund.succeeded",
         "refund.failed",
+        "recharge.succeeded",
+        "transfer.succeeded",
     ]
     created_at: datetime
     livemode: bool

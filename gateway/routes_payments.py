@@ -22,7 +22,7 @@ from core.payments import NewPayment, create_payment, get_payment, get_token
 from core.states import PAY_WAITING
 from gateway.idempotency import idempotent
 from gateway.ratelimit import check_rate
-from gateway.schemas import PaymentCreate, parse_body
+from gateway.schemas import PaymentCreate, RechargeCreate, parse_body
 from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_prepay
 
@@ -63,10 +63,20 @@ async def merchant_of(request: web.Request, state: GatewayState) -> MerchantAuth
 
 @routes.post("/v1/payments")
 async def create(request: web.Request) -> web.Response:
+    return await _start(request, PaymentCreate, scope="")
+
+
+@routes.post("/v1/recharges")
+async def create_recharge(request: web.Request) -> web.Response:
+    """A payment that tops up the wallet of ``owner`` when paid (core.wallets)."""
+    return await _start(request, RechargeCreate, scope="POST /v1/recharges")
+
+
+async def _start(request: web.Request, model: type[PaymentCreate], *, scope: str) -> web.Response:
     state = request.app[STATE]
     merchant = await merchant_of(request, state)
     body = await request.read()
-    spec = parse_body(PaymentCreate, body)
+    spec = parse_body(model, body)
     _check_channel_can_take(spec)
     new = NewPayment(
         amount_minor=spec.amount,
@@ -80,9 +90,15 @@ async def create(request: web.Request) -> web.Response:
         metadata=spec.metadata,
         payer_id=spec.payer_id,
         client_ip=str(spec.client_ip) if spec.client_ip is not None else None,
+        recharge_owner=spec.owner if isinstance(spec, RechargeCreate) else None,
     )
     return await idempotent(
-        request, state, merchant, body, lambda claim: _create(state, merchant, new, claim)
+        request,
+        state,
+        merchant,
+        body,
+        lambda claim: _create(state, merchant, new, claim),
+        scope=scope,
     )
 
 

@@ -79,6 +79,33 @@ class RefundCreate(BaseModel):
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=20)
 
 
+class RechargeCreate(PaymentCreate):
+    """A payment whose money tops up the wallet of ``owner`` (in ``currency``) when paid."""
+
+    owner: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:@]+$")
+    ] = Field(description="Your id for the wallet's holder; the wallet is created on first use")
+
+
+class TransferCreate(BaseModel):
+    """Money moved between two of your wallets of one currency, at once."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    from_wallet: Annotated[str, StringConstraints(pattern=r"^wal[a-z0-9]{22}$")]
+    to_wallet: Annotated[str, StringConstraints(pattern=r"^wal[a-z0-9]{22}$")]
+    amount: int = Field(gt=0, le=MAX_AMOUNT_MINOR, description="Integer minor units")
+    merchant_transfer_no: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
+        ]
+        | None
+    ) = None
+    description: (
+        Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=PRINTABLE)] | None
+    ) = None
+
+
 class AttemptCreate(BaseModel):
     """A new attempt at paying an open (or failed) trade, at another channel or method."""
 

@@ -31,7 +31,7 @@ class AccountKind(enum.StrEnum):
     # Fees a channel withheld, less what was charged on to merchants: zero when merchants
     # bear every fee, as they do now (an expense account kept as a control).
     CHANNEL_FEES = "channel_fees"
-    # Stored-value wallets: declared so the chart is complete; wallets come later.
+    # What payfront owes a wallet's holder (core.wallets), one account per wallet.
     WALLET = "wallet"
     # payfront's own revenue: no posting scheme credits it yet (no platform fee is charged).
     PLATFORM_REVENUE = "platform_revenue"
@@ -45,9 +45,9 @@ NORMAL_SIDE: dict[AccountKind, Side] = {
     AccountKind.WALLET: Side.CREDIT,
     AccountKind.PLATFORM_REVENUE: Side.CREDIT,
 }
-MERCHANT_KINDS = frozenset(
-    {AccountKind.MERCHANT_PENDING, AccountKind.MERCHANT_AVAILABLE, AccountKind.WALLET}
-)
+# Accounts owned by a merchant (a wallet is owned by its wallet id: what payfront owes the
+# wallet's holder, not the merchant).
+MERCHANT_KINDS = frozenset({AccountKind.MERCHANT_PENDING, AccountKind.MERCHANT_AVAILABLE})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -79,6 +79,10 @@ def merchant_pending(merchant_id: str, currency: str, livemode: bool) -> Account
 
 def merchant_available(merchant_id: str, currency: str, livemode: bool) -> AccountRef:
     return AccountRef(AccountKind.MERCHANT_AVAILABLE, merchant_id, currency, livemode)
+
+
+def wallet(wallet_id: str, currency: str, livemode: bool) -> AccountRef:
+    return AccountRef(AccountKind.WALLET, wallet_id, currency, livemode)
 
 
 def channel_clearing(channel_account_id: str, currency: str, livemode: bool) -> AccountRef:

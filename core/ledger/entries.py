@@ -14,10 +14,13 @@ from core.ledger.accounts import (
     channel_clearing,
     channel_fees,
     merchant_pending,
+    wallet,
 )
 
 PAYMENT_SUCCEEDED = "payment.succeeded"
 REFUND_SUCCEEDED = "refund.succeeded"
+RECHARGE_SUCCEEDED = "recharge.succeeded"
+TRANSFER_SUCCEEDED = "transfer.succeeded"
 
 
 class Role(enum.StrEnum):
@@ -164,6 +167,78 @@ def refund_entry(
         merchant_id=merchant_id,
         pay_no=pay_no,
         refund_no=refund_no,
+        currency=currency,
+        livemode=livemode,
+        effective_at=effective_at,
+        lines=lines,
+    )
+
+
+def recharge_entry(
+    *,
+    event_id: str,
+    merchant_id: str,
+    pay_no: str,
+    wallet_id: str,
+    channel_account_id: str,
+    currency: str,
+    livemode: bool,
+    amount_minor: int,
+    fee_minor: int,
+    effective_at: datetime,
+) -> EntryPlan:
+    """A recharge paid in full (its ``payment.succeeded``): the channel owes us the amount
+    less its fee, we owe the wallet's holder the whole amount, and the merchant bears the
+    fee (its pending account is debited for it)."""
+    if not 0 <= fee_minor <= amount_minor:
+        raise ValueError(f"fee {fee_minor} outside 0..{amount_minor}")
+    clearing = channel_clearing(channel_account_id, currency, livemode)
+    fees = channel_fees(channel_account_id, currency, livemode)
+    pending = merchant_pending(merchant_id, currency, livemode)
+    lines = _lines(
+        (clearing, Side.DEBIT, amount_minor - fee_minor, Role.NET),
+        (fees, Side.DEBIT, fee_minor, Role.FEE),
+        (wallet(wallet_id, currency, livemode), Side.CREDIT, amount_minor, Role.GROSS),
+        (pending, Side.DEBIT, fee_minor, Role.FEE),
+        (fees, Side.CREDIT, fee_minor, Role.FEE),
+    )
+    return EntryPlan(
+        source_event_id=event_id,
+        event_type=RECHARGE_SUCCEEDED,
+        merchant_id=merchant_id,
+        pay_no=pay_no,
+        refund_no=None,
+        currency=currency,
+        livemode=livemode,
+        effective_at=effective_at,
+        lines=lines,
+    )
+
+
+def transfer_entry(
+    *,
+    event_id: str,
+    merchant_id: str,
+    from_wallet_id: str,
+    to_wallet_id: str,
+    currency: str,
+    livemode: bool,
+    amount_minor: int,
+    effective_at: datetime,
+) -> EntryPlan:
+    """``transfer.succeeded``: what payfront owes moves from one holder to the other."""
+    if amount_minor <= 0:
+        raise ValueError(f"transfer of {amount_minor}")
+    lines = _lines(
+        (wallet(from_wallet_id, currency, livemode), Side.DEBIT, amount_minor, Role.GROSS),
+        (wallet(to_wallet_id, currency, livemode), Side.CREDIT, amount_minor, Role.GROSS),
+    )
+    return EntryPlan(
+        source_event_id=event_id,
+        event_type=TRANSFER_SUCCEEDED,
+        merchant_id=merchant_id,
+        pay_no=None,
+        refund_no=None,
         currency=currency,
         livemode=livemode,
         effective_at=effective_at,

@@ -17,10 +17,13 @@ from core.ledger.accounts import AccountKind, Side, ensure_accounts
 from core.ledger.entries import (
     PAYMENT_SUCCEEDED,
     REFUND_SUCCEEDED,
+    TRANSFER_SUCCEEDED,
     EntryPlan,
     Role,
     payment_entry,
+    recharge_entry,
     refund_entry,
+    transfer_entry,
 )
 from core.ledger.fees import FeeRate, payment_fee, refund_fee_returned
 from core.states import RefundStatus
@@ -35,6 +38,8 @@ from core.store.tables import (
     outbox,
     pay_orders,
     refund_orders,
+    trade_orders,
+    wallet_transfers,
 )
 
 
@@ -156,6 +161,8 @@ def _post_event(conn: sa.Connection, event_id: str) -> Posted:
         plan = _payment_plan(conn, event)
     elif event.type == REFUND_SUCCEEDED:
         plan = _refund_plan(conn, event)
+    elif event.type == TRANSFER_SUCCEEDED:
+        plan = _transfer_plan(conn, event)
     else:
         _mark_done(conn, event_id)
         return Posted.NOT_MONEY
@@ -174,6 +181,25 @@ def _payment_plan(conn: sa.Connection, event: Any) -> EntryPlan:
     if pay is None:
         raise MissingSource(f"event {event.id}: no payment {event.pay_no}")
     rate = FeeRate(bps=pay.fee_rate_bps, fixed_minor=pay.fee_fixed_minor)
+    trade = conn.execute(
+        sa.select(trade_orders.c.kind, trade_orders.c.wallet_id).where(
+            trade_orders.c.trade_no == pay.trade_no
+        )
+    ).one()
+    if trade.kind == "recharge" and event.type == PAYMENT_SUCCEEDED:
+        # Credited to the wallet (core.receipts) in the same transaction as this event.
+        return recharge_entry(
+            event_id=event.id,
+            merchant_id=pay.merchant_id,
+            pay_no=pay.pay_no,
+            wallet_id=trade.wallet_id,
+            channel_account_id=pay.channel_account_id,
+            currency=pay.currency,
+            livemode=pay.livemode,
+            amount_minor=_received(pay),
+            fee_minor=payment_fee(_received(pay), rate),
+            effective_at=pay.paid_at or event.created_at,
+        )
     return payment_entry(
         event_id=event.id,
         merchant_id=pay.merchant_id,
@@ -184,6 +210,27 @@ def _payment_plan(conn: sa.Connection, event: Any) -> EntryPlan:
         amount_minor=_received(pay),
         fee_minor=payment_fee(_received(pay), rate),
         effective_at=pay.paid_at or event.created_at,
+    )
+
+
+def _transfer_plan(conn: sa.Connection, event: Any) -> EntryPlan:
+    moved = conn.execute(
+        sa.select(wallet_transfers).where(
+            wallet_transfers.c.transfer_no == event.transfer_no,
+            wallet_transfers.c.merchant_id == event.merchant_id,
+        )
+    ).first()
+    if moved is None:
+        raise MissingSource(f"event {event.id}: no transfer {event.transfer_no}")
+    return transfer_entry(
+        event_id=event.id,
+        merchant_id=moved.merchant_id,
+        from_wallet_id=moved.from_wallet_id,
+        to_wallet_id=moved.to_wallet_id,
+        currency=moved.currency,
+        livemode=moved.livemode,
+        amount_minor=moved.amount_minor,
+        effective_at=moved.created_at,
     )
 
 

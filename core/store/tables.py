@@ -94,6 +94,9 @@ trade_orders = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # The pay order of the latest attempt: only it moves the trade to failed or closed.
     sa.Column("current_pay_no", sa.String(40), nullable=True),
+    # "payment" (goods), or "recharge" (a top-up of ``wallet_id``, credited when paid).
+    sa.Column("kind", sa.String(16), nullable=False, server_default="payment"),
+    sa.Column("wallet_id", sa.String(40), nullable=True),
     sa.UniqueConstraint("merchant_id", "merchant_order_no", name="uq_trade_orders_merchant_order"),
 )
 
@@ -213,6 +216,8 @@ events = sa.Table(
     sa.Column("pay_no", sa.String(40), nullable=True),
     # Set for events about a refund.
     sa.Column("refund_no", sa.String(40), nullable=True),
+    # Set for events about a transfer between wallets.
+    sa.Column("transfer_no", sa.String(40), nullable=True),
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
@@ -407,4 +412,59 @@ ledger_hot_merchants = sa.Table(
     metadata,
     sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), primary_key=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+# --- wallets ---
+# Stored value held by payfront for a merchant's users (core.wallets). The balance is moved
+# only by conditional UPDATEs that keep it >= 0, in the transaction of the movement's row.
+wallets = sa.Table(
+    "wallets",
+    metadata,
+    sa.Column("wallet_id", sa.String(40), primary_key=True),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    # The merchant's own id for the wallet's holder (its user id).
+    sa.Column("owner_ref", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("balance_minor", sa.BigInteger(), nullable=False),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("merchant_id", "owner_ref", "currency", name="uq_wallets_owner"),
+    sa.CheckConstraint("balance_minor >= 0", name="ck_wallets_balance"),
+)
+
+# Every change of a wallet's balance, once per (wallet, kind, ref): a credit applied twice
+# (a duplicate callback, a re-run job) is refused by the unique constraint.
+wallet_movements = sa.Table(
+    "wallet_movements",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("wallet_id", sa.String(40), sa.ForeignKey("wallets.wallet_id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ref", sa.String(40), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    sa.Column("balance_after_minor", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("wallet_id", "kind", "ref", name="uq_wallet_movements_ref"),
+)
+sa.Index("ix_wallet_movements_wallet", wallet_movements.c.wallet_id, wallet_movements.c.id)
+
+wallet_transfers = sa.Table(
+    "wallet_transfers",
+    metadata,
+    sa.Column("transfer_no", sa.String(40), primary_key=True),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("from_wallet_id", sa.String(40), sa.ForeignKey("wallets.wallet_id"), nullable=False),
+    sa.Column("to_wallet_id", sa.String(40), sa.ForeignKey("wallets.wallet_id"), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("merchant_transfer_no", sa.String(64), nullable=True),
+    sa.Column("description", sa.String(256), nullable=True),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint(
+        "merchant_id", "merchant_transfer_no", name="uq_wallet_transfers_merchant_no"
+    ),
 )

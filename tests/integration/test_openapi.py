@@ -58,6 +58,8 @@ def test_every_route_is_in_the_spec() -> None:
         "payment.late_succeeded",
         "payment.duplicate",
         "refund.succeeded",
+        "recharge.succeeded",
+        "transfer.succeeded",
         "refund.failed",
     }
     for item in spec["webhooks"].values():

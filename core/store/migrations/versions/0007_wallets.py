@@ -1,0 +1,110 @@
+"""wallets, wallet movements and transfers; recharge trades
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-25 15:05:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from core.store.tables import UTCDateTime
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("trade_orders", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("kind", sa.String(length=16), nullable=False, server_default="payment")
+        )
+        batch_op.add_column(sa.Column("wallet_id", sa.String(length=40), nullable=True))
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("transfer_no", sa.String(length=40), nullable=True))
+    op.create_table(
+        "wallets",
+        sa.Column("wallet_id", sa.String(length=40), nullable=False),
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("owner_ref", sa.String(length=64), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("balance_minor", sa.BigInteger(), nullable=False),
+        sa.Column("livemode", sa.Boolean(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.CheckConstraint("balance_minor >= 0", name="ck_wallets_balance"),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_wallets_merchant_id_merchants")
+        ),
+        sa.PrimaryKeyConstraint("wallet_id", name=op.f("pk_wallets")),
+        sa.UniqueConstraint("merchant_id", "owner_ref", "currency", name="uq_wallets_owner"),
+    )
+    op.create_table(
+        "wallet_movements",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("wallet_id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("ref", sa.String(length=40), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("balance_after_minor", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["wallet_id"],
+            ["wallets.wallet_id"],
+            name=op.f("fk_wallet_movements_wallet_id_wallets"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wallet_movements")),
+        sa.UniqueConstraint("wallet_id", "kind", "ref", name="uq_wallet_movements_ref"),
+    )
+    op.create_index(
+        "ix_wallet_movements_wallet", "wallet_movements", ["wallet_id", "id"], unique=False
+    )
+    op.create_table(
+        "wallet_transfers",
+        sa.Column("transfer_no", sa.String(length=40), nullable=False),
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("from_wallet_id", sa.String(length=40), nullable=False),
+        sa.Column("to_wallet_id", sa.String(length=40), nullable=False),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("merchant_transfer_no", sa.String(length=64), nullable=True),
+        sa.Column("description", sa.String(length=256), nullable=True),
+        sa.Column("livemode", sa.Boolean(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["from_wallet_id"],
+            ["wallets.wallet_id"],
+            name=op.f("fk_wallet_transfers_from_wallet_id_wallets"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"],
+            ["merchants.id"],
+            name=op.f("fk_wallet_transfers_merchant_id_merchants"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["to_wallet_id"],
+            ["wallets.wallet_id"],
+            name=op.f("fk_wallet_transfers_to_wallet_id_wallets"),
+        ),
+        sa.PrimaryKeyConstraint("transfer_no", name=op.f("pk_wallet_transfers")),
+        sa.UniqueConstraint(
+            "merchant_id", "merchant_transfer_no", name="uq_wallet_transfers_merchant_no"
+        ),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("wallet_transfers")
+    op.drop_index("ix_wallet_movements_wallet", table_name="wallet_movements")
+    op.drop_table("wallet_movements")
+    op.drop_table("wallets")
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_column("transfer_no")
+    with op.batch_alter_table("trade_orders", schema=None) as batch_op:
+        batch_op.drop_column("wallet_id")
+        batch_op.drop_column("kind")

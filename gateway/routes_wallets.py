@@ -1,0 +1,92 @@
+"""Merchant API: wallets held for the merchant's users, and transfers between them.
+Recharges (payments that top a wallet up) are ``POST /v1/recharges`` in routes_payments."""
+
+from __future__ import annotations
+
+import contextlib
+
+import orjson
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from core import wallets
+from core.errors import InvalidRequest
+from core.idempotency import IdempotencyClaim
+from core.merchants import MerchantAuth
+from gateway.idempotency import idempotent
+from gateway.routes_payments import STATE, json_response, merchant_of, object_id
+from gateway.schemas import TransferCreate, parse_body
+from gateway.state import GatewayState
+from workers.queue import Queues, enqueue_notify
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/wallets")
+async def find(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await merchant_of(request, state)
+    owner = request.query.get("owner", "")
+    if not 1 <= len(owner) <= 64:
+        raise InvalidRequest("owner: your id for the wallet's holder is required", param="owner")
+    found = await wallets.find_wallets(state.db, merchant.merchant_id, owner)
+    return json_response(200, orjson.dumps({"object": "list", "data": found}))
+
+
+@routes.get("/v1/wallets/{wallet_id}")
+async def read(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await merchant_of(request, state)
+    wallet = await wallets.get_wallet(
+        state.db, merchant.merchant_id, object_id(request, "wallet_id")
+    )
+    return json_response(200, orjson.dumps(wallet))
+
+
+@routes.post("/v1/transfers")
+async def create_transfer(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await merchant_of(request, state)
+    body = await request.read()
+    spec = parse_body(TransferCreate, body)
+    new = wallets.NewTransfer(
+        from_wallet_id=spec.from_wallet,
+        to_wallet_id=spec.to_wallet,
+        amount_minor=spec.amount,
+        merchant_transfer_no=spec.merchant_transfer_no,
+        description=spec.description,
+    )
+    return await idempotent(
+        request,
+        state,
+        merchant,
+        body,
+        lambda claim: _transfer(state, merchant, new, claim),
+        scope="POST /v1/transfers",
+    )
+
+
+async def _transfer(
+    state: GatewayState,
+    merchant: MerchantAuth,
+    new: wallets.NewTransfer,
+    claim: IdempotencyClaim | None,
+) -> web.Response:
+    made = await wallets.transfer(state.db, merchant, new, claim=claim)
+    if made.replayed:
+        return json_response(made.status, made.body, **{"Idempotent-Replayed": "true"})
+    if made.event_id is not None:
+        # Committed with its outbox rows (webhook, ledger): this only sends it sooner.
+        with contextlib.suppress(RedisError):
+            await enqueue_notify(state.redis, Queues.of(state.settings), made.event_id)
+    return json_response(made.status, made.body)
+
+
+@routes.get("/v1/transfers/{transfer_no}")
+async def read_transfer(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await merchant_of(request, state)
+    found = await wallets.get_transfer(
+        state.db, merchant.merchant_id, object_id(request, "transfer_no")
+    )
+    return json_response(200, orjson.dumps(found))
