@@ -35,6 +35,8 @@ async def idempotent(
         return await write(None)
     if not 1 <= len(key) <= 255:
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", param="Idempotency-Key")
+    if not (key.isascii() and key.isprintable()):
+        raise InvalidRequest("Idempotency-Key must be printable ASCII", param="Idempotency-Key")
     claim = IdempotencyClaim(key=key, request_hash=request_fingerprint(body, scope=scope))
     lock = "payfront:idem:" + hashlib.sha256(f"{merchant.merchant_id}\0{key}".encode()).hexdigest()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import structlog
@@ -22,6 +23,7 @@ from workers.reports import payment_report, refund_report
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def _render(answer: HttpResponse) -> web.Response:
@@ -34,6 +36,8 @@ async def callback(request: web.Request) -> web.Response:
     channel_name, account_id = request.match_info["channel"], request.match_info["account"]
     structlog.contextvars.bind_contextvars(channel=channel_name, channel_account=account_id)
     try:
+        if not _ACCOUNT_ID.match(account_id):
+            raise LookupError(account_id)  # no account has such an id: not a database question
         channel, credentials = await state.channels.get(account_id)
     except LookupError:
         raise web.HTTPNotFound(reason="unknown channel account") from None

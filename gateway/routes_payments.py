@@ -35,6 +35,7 @@ FALLBACK_POLL_S = 1.0
 # Our pay numbers and tokens are base36 / base64url: anything else names nothing, and is
 # answered without asking the database.
 _OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_API_KEY = re.compile(r"^sk_(test|live)_[A-Za-z0-9_-]{1,200}$")
 
 
 def object_id(request: web.Request, name: str) -> str:
@@ -53,6 +54,9 @@ async def merchant_of(request: web.Request, state: GatewayState) -> MerchantAuth
     scheme, _, api_key = header.partition(" ")
     if scheme.lower() != "bearer" or not api_key.startswith(("sk_test_", "sk_live_")):
         raise AuthenticationFailed("provide a secret API key as 'Authorization: Bearer sk_...'")
+    if not _API_KEY.match(api_key.strip()):
+        # Our keys are base64url; anything else (bytes over 0x7f included) names no key.
+        raise AuthenticationFailed("invalid API key")
     merchant = await state.auth.lookup(state.db, api_key.strip())
     if merchant is None:
         raise AuthenticationFailed("invalid API key")
