@@ -18,6 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from channels import alipay_bills as bills
+from channels import alipay_payouts as payouts
 from channels import alipay_refunds as refunds
 from channels import alipay_wire as wire
 from channels.alipay_config import DEFAULT_GATEWAY_URL, AlipayConfig
@@ -32,9 +33,11 @@ from channels.alipay_sign import (
 from channels.base import (
     ChannelEvent,
     CreateOrder,
+    CreatePayout,
     CreateRefund,
     HttpRequest,
     HttpResponse,
+    PayoutStatus,
     PrepayResult,
     RefundStatus,
     StatementPage,
@@ -87,8 +90,11 @@ class Alipay:
 
     name = "alipay"
 
-    def __init__(self, config: AlipayConfig) -> None:
+    def __init__(self, config: AlipayConfig, *, cert_mode: payouts.CertMode | None = None) -> None:
         self.config = config
+        # Public-key-certificate mode: every request carries the two certificate SNs, and
+        # ``config.alipay_public_key`` is the Alipay public key certificate's key.
+        self.cert_mode = cert_mode
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -163,6 +169,23 @@ class Alipay:
         biz_content = orjson.dumps(bills.bill_biz_content(day)).decode("utf-8")
         return self._server_call(bills.BILL_QUERY, biz_content, now)
 
+    def build_payout(self, payout: CreatePayout, *, now: datetime) -> HttpRequest:
+        if self.cert_mode is None:
+            # Alipay refuses transfers from apps in public-key mode.
+            raise ChannelFatal(
+                "PAYOUT_NOT_SUPPORTED",
+                "alipay transfers need the app in public-key-certificate mode "
+                "(app_cert_pem, alipay_cert_pem, alipay_root_cert_pem)",
+            )
+        biz_content = payouts.transfer_biz_content(payout)
+        return self._server_call(payouts.TRANSFER, wire.to_json(biz_content), now)
+
+    def build_payout_query(
+        self, out_payout_no: str, *, channel_payout_no: str | None = None, now: datetime
+    ) -> HttpRequest:
+        biz_content = payouts.transfer_query_biz_content(out_payout_no)
+        return self._server_call(payouts.TRANSFER_QUERY, wire.to_json(biz_content), now)
+
     def common_params(
         self, api_method: str, biz_content: str, now: datetime, *, notify_url: str | None = None
     ) -> dict[str, str]:
@@ -178,6 +201,9 @@ class Alipay:
             "notify_url": notify_url or "",
             "biz_content": biz_content,
         }
+        if self.cert_mode is not None:
+            params["app_cert_sn"] = self.cert_mode.app_cert_sn
+            params["alipay_root_cert_sn"] = self.cert_mode.alipay_root_cert_sn
         return {key: value for key, value in params.items() if value}
 
     def sign(self, params: Mapping[str, str]) -> str:
@@ -232,8 +258,17 @@ class Alipay:
         try:
             self._answer(response, CLOSE, wire.CloseResponse)
         except ChannelFatal as exc:
-            if exc.code != "ACQ.TRADE_HAS_CLOSE":  # closing a closed trade: it is closed
-                raise
+            if exc.code == "ACQ.TRADE_HAS_CLOSE":  # closing a closed trade: it is closed
+                return
+            if exc.code == "ACQ.TRADE_STATUS_ERROR":
+                # alipay.trade.close refuses any trade not waiting for payment with this one
+                # code: already closed, or paid. The answer cannot say which; the query can.
+                raise ChannelUnknownOutcome(
+                    exc.code,
+                    "the trade is not waiting for payment (closed or paid): query it",
+                    http_status=exc.http_status,
+                ) from exc
+            raise
 
     def parse_refund(
         self, response: HttpResponse, *, now: datetime, refund: CreateRefund | None = None
@@ -259,6 +294,28 @@ class Alipay:
             refunds.REFUND_SUB_CODE_CLASSES,
         )
         return refunds.refund_query_status(answer, out_refund_no, http_status=response.status)
+
+    def parse_payout(
+        self, response: HttpResponse, *, payout: CreatePayout, now: datetime
+    ) -> PayoutStatus:
+        answer = self._answer(
+            response,
+            payouts.TRANSFER,
+            payouts.TransferResponse,
+            payouts.PAYOUT_SUB_CODE_CLASSES,
+        )
+        return payouts.transfer_answer_status(answer, payout, http_status=response.status)
+
+    def parse_payout_query(
+        self, response: HttpResponse, *, out_payout_no: str, now: datetime
+    ) -> PayoutStatus:
+        answer = self._answer(
+            response,
+            payouts.TRANSFER_QUERY,
+            payouts.TransferQueryResponse,
+            payouts.PAYOUT_SUB_CODE_CLASSES,
+        )
+        return payouts.transfer_query_status(answer, out_payout_no, http_status=response.status)
 
     def parse_statement(
         self, response: HttpResponse, *, cursor: Mapping[str, str], now: datetime
@@ -364,4 +421,9 @@ def _load(model: type[_Answer], content: bytes) -> _Answer | None:
 
 def from_credentials(credentials: Mapping[str, str]) -> Alipay:
     """The registry's factory: an adapter from an account's decrypted credentials."""
-    return Alipay(AlipayConfig.from_credentials(credentials))
+    cert_mode = payouts.CertMode.from_credentials(credentials)
+    if cert_mode is not None:
+        # In certificate mode Alipay's key is the one its public key certificate holds.
+        pem = cert_mode.alipay_public_key_pem()
+        credentials = {**credentials, "alipay_public_key_pem": pem}
+    return Alipay(AlipayConfig.from_credentials(credentials), cert_mode=cert_mode)
