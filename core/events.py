@@ -23,7 +23,11 @@ RECEIVED_EVENTS = frozenset(
     {"payment.succeeded", "payment.partially_paid", "payment.late_succeeded", "payment.duplicate"}
 )
 # The event types after which money has moved, each posted to the ledger exactly once.
-MONEY_EVENTS = RECEIVED_EVENTS | {"refund.succeeded", "transfer.succeeded"}
+MONEY_EVENTS = RECEIVED_EVENTS | {
+    "refund.succeeded",
+    "transfer.succeeded",
+    "withdrawal.succeeded",
+}
 
 
 async def record_payment_event(
@@ -79,6 +83,7 @@ async def record_event(
     pay_no: str | None = None,
     refund_no: str | None = None,
     transfer_no: str | None = None,
+    withdrawal_no: str | None = None,
 ) -> str:
     """Insert an event and the work it owes (its notification; its ledger posting when it
     moves money) in the caller's transaction; return its id."""
@@ -99,6 +104,7 @@ async def record_event(
             pay_no=pay_no,
             refund_no=refund_no,
             transfer_no=transfer_no,
+            withdrawal_no=withdrawal_no,
             payload=payload,
             created_at=now,
         )

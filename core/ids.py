@@ -40,6 +40,11 @@ def new_transfer_no() -> str:
     return _sortable("tfr")
 
 
+def new_withdrawal_no() -> str:
+    """``wdr…``: 25 characters, also the payout's number at the channel."""
+    return _sortable("wdr")
+
+
 def new_trade_no() -> str:
     return _sortable("trd")
 

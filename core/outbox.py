@@ -7,9 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from core.states import PayStatus, RefundStatus
+from core.states import PayStatus, RefundStatus, WithdrawalStatus
 from core.store.db import Database
-from core.store.tables import outbox, pay_orders, refund_orders, webhook_deliveries
+from core.store.tables import (
+    outbox,
+    pay_orders,
+    refund_orders,
+    webhook_deliveries,
+    withdrawals,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +24,7 @@ class OwedWork:
     deliveries: list[tuple[int, int]]  # (delivery id, attempt number due)
     checks: list[str]  # pay_no of orders to ask the channel about
     refund_checks: list[str]  # refund_no of refunds to ask the channel about
+    withdrawal_checks: list[str]  # withdrawal_no of payouts to ask the channel about
 
 
 async def owed_work(
@@ -98,11 +105,30 @@ async def owed_work(
             )
         ).scalars()
         refunds = list(refund_checks)
+        withdrawal_checks = (
+            await conn.execute(
+                sa.select(withdrawals.c.withdrawal_no)
+                .where(
+                    withdrawals.c.status.in_(
+                        (WithdrawalStatus.SUBMITTING, WithdrawalStatus.PROCESSING)
+                    ),
+                    withdrawals.c.updated_at <= now - check_after,
+                    sa.or_(
+                        withdrawals.c.checked_at.is_(None),
+                        withdrawals.c.checked_at <= now - check_every,
+                    ),
+                )
+                .order_by(withdrawals.c.updated_at)
+                .limit(limit)
+            )
+        ).scalars()
+        payouts = list(withdrawal_checks)
     return OwedWork(
         outbox=[(row.kind, row.ref) for row in rows],
         deliveries=[(row.id, row.attempts + 1) for row in due],
         checks=checked,
         refund_checks=refunds,
+        withdrawal_checks=payouts,
     )
 
 

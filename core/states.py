@@ -138,6 +138,33 @@ REFUND_TRANSITIONS: Mapping[tuple[RefundStatus, RefundEvent], RefundStatus] = {
 REFUND_TERMINAL = frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED})
 
 
+class WithdrawalStatus(enum.StrEnum):
+    PENDING = "pending"  # written, the wallet debited; the withdraw job is owed
+    SUBMITTING = "submitting"  # a worker is (or was) sending the payout: the channel may have it
+    PROCESSING = "processing"  # the channel accepted it; the payee may have to confirm
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # refused or given up at the channel: the wallet is credited back
+
+
+class WithdrawalEvent(enum.StrEnum):
+    SUBMIT = "submit"
+    ACCEPTED = "accepted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+WITHDRAWAL_TRANSITIONS: Mapping[tuple[WithdrawalStatus, WithdrawalEvent], WithdrawalStatus] = {
+    (WithdrawalStatus.PENDING, WithdrawalEvent.SUBMIT): WithdrawalStatus.SUBMITTING,
+    (WithdrawalStatus.SUBMITTING, WithdrawalEvent.ACCEPTED): WithdrawalStatus.PROCESSING,
+    (WithdrawalStatus.SUBMITTING, WithdrawalEvent.SUCCEEDED): WithdrawalStatus.SUCCEEDED,
+    (WithdrawalStatus.PROCESSING, WithdrawalEvent.SUCCEEDED): WithdrawalStatus.SUCCEEDED,
+    (WithdrawalStatus.SUBMITTING, WithdrawalEvent.FAILED): WithdrawalStatus.FAILED,
+    (WithdrawalStatus.PROCESSING, WithdrawalEvent.FAILED): WithdrawalStatus.FAILED,
+}
+
+WITHDRAWAL_TERMINAL = frozenset({WithdrawalStatus.SUCCEEDED, WithdrawalStatus.FAILED})
+
+
 class IllegalTransition(Exception):
     def __init__(self, machine: str, state: str, event: str) -> None:
         super().__init__(f"{machine}: no transition from {state!r} on {event!r}")
@@ -164,3 +191,10 @@ def next_refund_status(status: RefundStatus, event: RefundEvent) -> RefundStatus
         return REFUND_TRANSITIONS[(status, event)]
     except KeyError:
         raise IllegalTransition("refund_order", status, event) from None
+
+
+def next_withdrawal_status(status: WithdrawalStatus, event: WithdrawalEvent) -> WithdrawalStatus:
+    try:
+        return WITHDRAWAL_TRANSITIONS[(status, event)]
+    except KeyError:
+        raise IllegalTransition("withdrawal", status, event) from None

@@ -110,7 +110,7 @@ async def credit_recharge(
     ).first()
     if exists is not None:
         return None
-    await _move(conn, wallet_id, RECHARGE, pay_no, amount, now)
+    await move(conn, wallet_id, RECHARGE, pay_no, amount, now)
     row = (await conn.execute(sa.select(wallets).where(wallets.c.wallet_id == wallet_id))).one()
     data = wallet_object(row) | {"recharged": amount, "pay_no": pay_no}
     return await record_event(
@@ -128,7 +128,7 @@ class InsufficientFunds(Conflict):
     code = "insufficient_funds"
 
 
-async def _move(
+async def move(
     conn: AsyncConnection, wallet_id: str, kind: str, ref: str, amount: int, now: datetime
 ) -> int:
     """Change one wallet's balance by ``amount`` (negative: a debit) unless that would take
@@ -231,7 +231,7 @@ async def _write_transfer(
         (new.to_wallet_id, TRANSFER_IN, new.amount_minor),
     ]
     for wallet_id, kind, amount in sorted(moves):
-        await _move(conn, wallet_id, kind, transfer_no, amount, now)
+        await move(conn, wallet_id, kind, transfer_no, amount, now)
     row = {
         "transfer_no": transfer_no,
         "merchant_id": merchant.merchant_id,

@@ -25,6 +25,7 @@ from gateway.schemas import (
     RoutingRulesPut,
     TransferCreate,
     WebhookEndpointCreate,
+    WithdrawalCreate,
 )
 
 REF = "#/components/schemas/{model}"
@@ -41,6 +42,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (PoliciesPut, "validation"),
     (RechargeCreate, "validation"),
     (TransferCreate, "validation"),
+    (WithdrawalCreate, "validation"),
+    (m.Withdrawal, "serialization"),
     (m.WalletWithMovements, "serialization"),
     (m.WalletList, "serialization"),
     (m.Transfer, "serialization"),
@@ -101,6 +104,7 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
         ("trade_not_open", "conflict_error", "the trade is paid or closed: no new attempt"),
         ("insufficient_funds", "conflict_error", "the wallet holds less than the amount"),
         ("merchant_transfer_no_taken", "conflict_error", "the transfer number was used"),
+        ("merchant_withdrawal_no_taken", "conflict_error", "the withdrawal number was used"),
         ("recharge_not_refundable", "conflict_error", "a recharge leaves its wallet otherwise"),
         ("trade_changed", "conflict_error", "the trade moved while the attempt was made"),
         ("payment_not_unknown", "conflict_error", "only a payment in `unknown` is settled by hand"),
@@ -518,6 +522,56 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/withdrawals": {
+            "post": {
+                "operationId": "createWithdrawal",
+                "summary": "Pay a wallet out to its holder through a channel",
+                "description": "Debits the wallet at once (`409 insufficient_funds` "
+                "otherwise) and answers `201` with the withdrawal `pending`; a worker sends "
+                "the channel's payout (Alipay `alipay.fund.trans.uni.transfer`, WeChat Pay "
+                "merchant transfer, Stripe transfer), with the refund rules for unknown "
+                "outcomes. `withdrawal.succeeded`, or `withdrawal.failed` with the wallet "
+                "credited back.",
+                "tags": ["wallets"],
+                "security": _MERCHANT,
+                "parameters": [{"$ref": "#/components/parameters/Idempotency-Key"}, _TRACE],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("WithdrawalCreate")}},
+                },
+                "responses": {
+                    "201": _ok("The withdrawal", "Withdrawal", "Idempotent-Replayed"),
+                    **_errors(
+                        400,
+                        401,
+                        404,
+                        409,
+                        422,
+                        429,
+                        *_COMMON,
+                        s404={"resource_missing", "route_not_found"},
+                        s409={
+                            "insufficient_funds",
+                            "merchant_withdrawal_no_taken",
+                            "idempotency_key_in_use",
+                        },
+                    ),
+                },
+            }
+        },
+        "/v1/withdrawals/{withdrawal_no}": {
+            "get": {
+                "operationId": "getWithdrawal",
+                "summary": "Read one withdrawal",
+                "tags": ["wallets"],
+                "security": _MERCHANT,
+                "parameters": [_path("withdrawal_no", "The withdrawal's number"), _TRACE],
+                "responses": {
+                    "200": _ok("The withdrawal", "Withdrawal"),
+                    **_errors(401, 404, 500, 503, s404={"resource_missing", "route_not_found"}),
+                },
+            }
+        },
         "/v1/anomalies": {
             "get": {
                 "operationId": "listAnomalies",
@@ -897,6 +951,8 @@ def _webhooks() -> dict[str, Any]:
         "refund.succeeded": "The refund reached the shopper (`data.object` is the refund).",
         "recharge.succeeded": "A recharge was paid and its wallet credited.",
         "transfer.succeeded": "Money moved between two of your wallets.",
+        "withdrawal.succeeded": "A wallet was paid out to its holder.",
+        "withdrawal.failed": "A payout failed at the channel; the wallet is credited back.",
         "refund.failed": "The channel refused or gave up the refund; no money moved.",
     }
     return {

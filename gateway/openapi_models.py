@@ -355,6 +355,33 @@ class Transfer(BaseModel):
     created_at: datetime
 
 
+class Withdrawal(BaseModel):
+    """A wallet paid out to its holder through a channel (``core.withdrawals``)."""
+
+    model_config = _EXACT
+
+    object: Literal["withdrawal"]
+    withdrawal_no: str = Field(description="Also the payout's number at the channel")
+    wallet_id: str
+    merchant_withdrawal_no: str | None
+    status: Literal["pending", "submitting", "processing", "succeeded", "failed"] = Field(
+        description="The wallet is debited at creation; `failed` credits it back"
+    )
+    amount: int
+    currency: str
+    channel: str
+    payee_id: str
+    payee_type: str | None
+    payee_action: dict[str, str] | None = Field(
+        description="What the payee must do to receive it, where the channel asks "
+        "(WeChat Pay: `package_info` for the confirmation page)"
+    )
+    failure: Failure | None
+    created_at: datetime
+    succeeded_at: datetime | None
+    livemode: bool
+
+
 class EventData(BaseModel):
     model_config = _EXACT
 
@@ -381,6 +408,8 @@ class Event(BaseModel):
         "refund.failed",
         "recharge.succeeded",
         "transfer.succeeded",
+        "withdrawal.succeeded",
+        "withdrawal.failed",
     ]
     created_at: datetime
     livemode: bool

@@ -9,17 +9,19 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from channels.base import Channel, HttpResponse, RefundStatus, TradeState
+from channels.base import Channel, HttpResponse, PayoutStatus, RefundStatus, TradeState
 from channels.errors import CallbackIgnored, CallbackRejected
 from channels.registry import account_identity
 from core import wakeups
 from core.receipts import ApplyOutcome, apply_payment
 from core.refunds import RefundOutcome, apply_refund
+from core.withdrawals import PayoutOutcome, apply_payout
 from gateway import unverified_callbacks
 from gateway.routes_payments import STATE
 from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_notify
 from workers.reports import payment_report, refund_report
+from workers.withdraw import payout_report
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -57,6 +59,8 @@ async def callback(request: web.Request) -> web.Response:
         return _render(channel.ack_failure(exc.message))
     if event.refund is not None:
         return await _refund_callback(state, channel, account_id, event.event_id, event.refund)
+    if event.payout is not None:
+        return await _payout_callback(state, channel, account_id, event.event_id, event.payout)
     trade = event.trade
     if trade is None:
         log.warning("callback.empty", channel_event=event.event_id)
@@ -99,6 +103,25 @@ async def _refund_callback(
     log.info("callback.refund_applied", outcome=outcome, status=report.status)
     if outcome is RefundOutcome.UNKNOWN_REFUND:
         return _render(channel.ack_failure("unknown out_refund_no"))
+    if merchant_event is not None:
+        try:
+            await enqueue_notify(state.redis, Queues.of(state.settings), merchant_event)
+        except RedisError:
+            log.warning("callback.announce_failed")
+    return _render(channel.ack_success())
+
+
+async def _payout_callback(
+    state: GatewayState, channel: Channel, account_id: str, event_id: str, payout: PayoutStatus
+) -> web.Response:
+    structlog.contextvars.bind_contextvars(
+        withdrawal_no=payout.out_payout_no, channel_event=event_id
+    )
+    report = payout_report(account_id, payout, source_id=event_id)
+    outcome, merchant_event = await apply_payout(state.db, report)
+    log.info("callback.payout_applied", outcome=outcome, status=report.status)
+    if outcome is PayoutOutcome.UNKNOWN:
+        return _render(channel.ack_failure("unknown payout number"))
     if merchant_event is not None:
         try:
             await enqueue_notify(state.redis, Queues.of(state.settings), merchant_event)

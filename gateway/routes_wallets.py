@@ -1,5 +1,6 @@
-"""Merchant API: wallets held for the merchant's users, and transfers between them.
-Recharges (payments that top a wallet up) are ``POST /v1/recharges`` in routes_payments."""
+"""Merchant API: wallets held for the merchant's users, transfers between them, withdrawals
+out of them. Recharges (payments that top a wallet up) are ``POST /v1/recharges`` in
+routes_payments."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from core import wallets
+from channels.registry import CHANNELS
+from core import wallets, withdrawals
 from core.errors import InvalidRequest
 from core.idempotency import IdempotencyClaim
 from core.merchants import MerchantAuth
 from gateway.idempotency import idempotent
 from gateway.routes_payments import STATE, json_response, merchant_of, object_id
-from gateway.schemas import TransferCreate, parse_body
+from gateway.schemas import TransferCreate, WithdrawalCreate, parse_body
 from gateway.state import GatewayState
-from workers.queue import Queues, enqueue_notify
+from workers.queue import Queues, enqueue_notify, enqueue_withdraw
 
 routes = web.RouteTableDef()
 
@@ -88,5 +90,64 @@ async def read_transfer(request: web.Request) -> web.Response:
     merchant = await merchant_of(request, state)
     found = await wallets.get_transfer(
         state.db, merchant.merchant_id, object_id(request, "transfer_no")
+    )
+    return json_response(200, orjson.dumps(found))
+
+
+@routes.post("/v1/withdrawals")
+async def create_withdrawal(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await merchant_of(request, state)
+    body = await request.read()
+    spec = parse_body(WithdrawalCreate, body)
+    if spec.channel not in CHANNELS:
+        raise InvalidRequest(
+            "channel must be one of: " + ", ".join(sorted(CHANNELS)),
+            code="channel_not_supported",
+            param="channel",
+        )
+    account_id = await state.accounts.lookup(state.db, merchant.merchant_id, spec.channel)
+    new = withdrawals.NewWithdrawal(
+        wallet_id=spec.wallet,
+        amount_minor=spec.amount,
+        channel_account_id=account_id,
+        channel=spec.channel,
+        payee_id=spec.payee_id,
+        payee_type=spec.payee_type,
+        payee_name=spec.payee_name,
+        remark=spec.remark,
+        merchant_withdrawal_no=spec.merchant_withdrawal_no,
+    )
+    return await idempotent(
+        request,
+        state,
+        merchant,
+        body,
+        lambda claim: _withdraw(state, merchant, new, claim),
+        scope="POST /v1/withdrawals",
+    )
+
+
+async def _withdraw(
+    state: GatewayState,
+    merchant: MerchantAuth,
+    new: withdrawals.NewWithdrawal,
+    claim: IdempotencyClaim | None,
+) -> web.Response:
+    made = await withdrawals.create_withdrawal(state.db, merchant, new, claim=claim)
+    if made.replayed:
+        return json_response(made.status, made.body, **{"Idempotent-Replayed": "true"})
+    with contextlib.suppress(RedisError):
+        # Committed with its outbox row: the sweeper enqueues it if this is lost.
+        await enqueue_withdraw(state.redis, Queues.of(state.settings), made.withdrawal_no)
+    return json_response(made.status, made.body)
+
+
+@routes.get("/v1/withdrawals/{withdrawal_no}")
+async def read_withdrawal(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    merchant = await merchant_of(request, state)
+    found = await withdrawals.get_withdrawal(
+        state.db, merchant.merchant_id, object_id(request, "withdrawal_no")
     )
     return json_response(200, orjson.dumps(found))

@@ -106,6 +106,37 @@ class TransferCreate(BaseModel):
     ) = None
 
 
+class WithdrawalCreate(BaseModel):
+    """Pay a wallet out to its holder through a channel's payout (transfer) API."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    wallet: Annotated[str, StringConstraints(pattern=r"^wal[a-z0-9]{22}$")]
+    amount: int = Field(gt=0, le=MAX_AMOUNT_MINOR, description="Integer minor units")
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=PRINTABLE)]
+    payee_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    ] = Field(
+        description="The payee at the channel: Alipay logon id or user id, WeChat openid, "
+        "Stripe connected account (acct_…)"
+    )
+    payee_type: (
+        Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Z_]+$")] | None
+    ) = Field(default=None, description="Alipay: ALIPAY_LOGON_ID (default) or ALIPAY_USER_ID")
+    payee_name: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)] | None
+    ) = Field(default=None, description="The payee's real name, where the channel checks it")
+    remark: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=PRINTABLE)] | None
+    ) = None
+    merchant_withdrawal_no: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
+        ]
+        | None
+    ) = None
+
+
 class AttemptCreate(BaseModel):
     """A new attempt at paying an open (or failed) trade, at another channel or method."""
 

@@ -13,6 +13,8 @@ from core.states import (
     REFUND_TERMINAL,
     REFUND_TRANSITIONS,
     TRADE_TRANSITIONS,
+    WITHDRAWAL_TERMINAL,
+    WITHDRAWAL_TRANSITIONS,
 )
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "states.md"
@@ -33,6 +35,7 @@ def _mermaid(transitions: Iterable[tuple[tuple[StrEnum, StrEnum], StrEnum]]) -> 
 def render() -> str:
     terminal = ", ".join(f"`{status}`" for status in sorted(PAY_TERMINAL))
     refund_terminal = ", ".join(f"`{status}`" for status in sorted(REFUND_TERMINAL))
+    withdrawal_terminal = ", ".join(f"`{status}`" for status in sorted(WITHDRAWAL_TERMINAL))
     lines = [
         "# State machines",
         "",
@@ -64,6 +67,16 @@ def render() -> str:
         f"Terminal: {refund_terminal}.",
         "",
         *_mermaid(REFUND_TRANSITIONS.items()),
+        "",
+        "## Withdrawal (a wallet paid out through a channel)",
+        "",
+        "The wallet is debited when the withdrawal is created; `failed` credits it back.",
+        "",
+        *_table(WITHDRAWAL_TRANSITIONS.items()),
+        "",
+        f"Terminal: {withdrawal_terminal}.",
+        "",
+        *_mermaid(WITHDRAWAL_TRANSITIONS.items()),
         "",
     ]
     return "\n".join(lines)

@@ -26,6 +26,8 @@ DELIVER = "deliver"
 REFUND = "refund"
 CHECK_REFUND = "check_refund"
 POST_ENTRY = "post_entry"
+WITHDRAW = "withdraw"
+CHECK_WITHDRAWAL = "check_withdrawal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,16 @@ async def enqueue_check_refund(pool: ArqRedis, queues: Queues, refund_no: str) -
     return await _enqueue(pool, queues.core, CHECK_REFUND, refund_no, key=key)
 
 
+async def enqueue_withdraw(pool: ArqRedis, queues: Queues, withdrawal_no: str) -> bool:
+    key = f"withdraw:{withdrawal_no}"
+    return await _enqueue(pool, queues.core, WITHDRAW, withdrawal_no, key=key)
+
+
+async def enqueue_check_withdrawal(pool: ArqRedis, queues: Queues, withdrawal_no: str) -> bool:
+    key = f"check_withdrawal:{withdrawal_no}"
+    return await _enqueue(pool, queues.core, CHECK_WITHDRAWAL, withdrawal_no, key=key)
+
+
 async def enqueue_post_entry(pool: ArqRedis, queues: Queues, event_id: str) -> bool:
     """Accounting is not on the core link: it goes to the notify pool's queue."""
     key = f"post_entry:{event_id}"
@@ -126,4 +138,6 @@ async def enqueue_owed(pool: ArqRedis, queues: Queues, kind: str, ref: str) -> b
         return await enqueue_refund(pool, queues, ref)
     if kind == POST_ENTRY:
         return await enqueue_post_entry(pool, queues, ref)
+    if kind == WITHDRAW:
+        return await enqueue_withdraw(pool, queues, ref)
     raise ValueError(f"unknown outbox kind {kind!r}")

@@ -23,6 +23,7 @@ from workers.notify import deliver, notify
 from workers.prepay import prepay
 from workers.refund import check_refund, refund
 from workers.sweeper import sweep
+from workers.withdraw import check_withdrawal, withdraw
 
 POOLS = ("core", "notify")
 
@@ -59,6 +60,8 @@ def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
                 instrumented(check_order),
                 instrumented(refund),
                 instrumented(check_refund),
+                instrumented(withdraw),
+                instrumented(check_withdrawal),
             ],
             "cron_jobs": [
                 cron(

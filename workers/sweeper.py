@@ -10,7 +10,13 @@ import structlog
 from core.metrics import OUTBOX_LAG, QUEUE_DEPTH, WEBHOOK_BACKLOG
 from core.outbox import backlog, owed_work
 from workers.context import WorkerContext
-from workers.queue import enqueue_check, enqueue_check_refund, enqueue_delivery, enqueue_owed
+from workers.queue import (
+    enqueue_check,
+    enqueue_check_refund,
+    enqueue_check_withdrawal,
+    enqueue_delivery,
+    enqueue_owed,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +48,9 @@ async def sweep(ctx: dict[str, Any]) -> int:
     checks = [await enqueue_check(w.redis, queue, pay_no) for pay_no in owed.checks]
     checks += [
         await enqueue_check_refund(w.redis, queue, refund_no) for refund_no in owed.refund_checks
+    ]
+    checks += [
+        await enqueue_check_withdrawal(w.redis, queue, number) for number in owed.withdrawal_checks
     ]
     count = sum(outbox) + sum(deliveries)
     if count:

@@ -21,6 +21,7 @@ PAYMENT_SUCCEEDED = "payment.succeeded"
 REFUND_SUCCEEDED = "refund.succeeded"
 RECHARGE_SUCCEEDED = "recharge.succeeded"
 TRANSFER_SUCCEEDED = "transfer.succeeded"
+WITHDRAWAL_SUCCEEDED = "withdrawal.succeeded"
 
 
 class Role(enum.StrEnum):
@@ -236,6 +237,44 @@ def transfer_entry(
     return EntryPlan(
         source_event_id=event_id,
         event_type=TRANSFER_SUCCEEDED,
+        merchant_id=merchant_id,
+        pay_no=None,
+        refund_no=None,
+        currency=currency,
+        livemode=livemode,
+        effective_at=effective_at,
+        lines=lines,
+    )
+
+
+def withdrawal_entry(
+    *,
+    event_id: str,
+    merchant_id: str,
+    wallet_id: str,
+    channel_account_id: str,
+    currency: str,
+    livemode: bool,
+    amount_minor: int,
+    effective_at: datetime,
+) -> EntryPlan:
+    """``withdrawal.succeeded``: the holder was paid out of the channel's balance, so payfront
+    owes the wallet less and the channel owes payfront less. (A channel's payout fee is not
+    modelled: no rate is configured for payouts.)"""
+    if amount_minor <= 0:
+        raise ValueError(f"withdrawal of {amount_minor}")
+    lines = _lines(
+        (wallet(wallet_id, currency, livemode), Side.DEBIT, amount_minor, Role.GROSS),
+        (
+            channel_clearing(channel_account_id, currency, livemode),
+            Side.CREDIT,
+            amount_minor,
+            Role.NET,
+        ),
+    )
+    return EntryPlan(
+        source_event_id=event_id,
+        event_type=WITHDRAWAL_SUCCEEDED,
         merchant_id=merchant_id,
         pay_no=None,
         refund_no=None,

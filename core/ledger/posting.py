@@ -18,12 +18,14 @@ from core.ledger.entries import (
     PAYMENT_SUCCEEDED,
     REFUND_SUCCEEDED,
     TRANSFER_SUCCEEDED,
+    WITHDRAWAL_SUCCEEDED,
     EntryPlan,
     Role,
     payment_entry,
     recharge_entry,
     refund_entry,
     transfer_entry,
+    withdrawal_entry,
 )
 from core.ledger.fees import FeeRate, payment_fee, refund_fee_returned
 from core.states import RefundStatus
@@ -40,6 +42,7 @@ from core.store.tables import (
     refund_orders,
     trade_orders,
     wallet_transfers,
+    withdrawals,
 )
 
 
@@ -163,6 +166,8 @@ def _post_event(conn: sa.Connection, event_id: str) -> Posted:
         plan = _refund_plan(conn, event)
     elif event.type == TRANSFER_SUCCEEDED:
         plan = _transfer_plan(conn, event)
+    elif event.type == WITHDRAWAL_SUCCEEDED:
+        plan = _withdrawal_plan(conn, event)
     else:
         _mark_done(conn, event_id)
         return Posted.NOT_MONEY
@@ -231,6 +236,27 @@ def _transfer_plan(conn: sa.Connection, event: Any) -> EntryPlan:
         livemode=moved.livemode,
         amount_minor=moved.amount_minor,
         effective_at=moved.created_at,
+    )
+
+
+def _withdrawal_plan(conn: sa.Connection, event: Any) -> EntryPlan:
+    paid_out = conn.execute(
+        sa.select(withdrawals).where(
+            withdrawals.c.withdrawal_no == event.withdrawal_no,
+            withdrawals.c.merchant_id == event.merchant_id,
+        )
+    ).first()
+    if paid_out is None:
+        raise MissingSource(f"event {event.id}: no withdrawal {event.withdrawal_no}")
+    return withdrawal_entry(
+        event_id=event.id,
+        merchant_id=paid_out.merchant_id,
+        wallet_id=paid_out.wallet_id,
+        channel_account_id=paid_out.channel_account_id,
+        currency=paid_out.currency,
+        livemode=paid_out.livemode,
+        amount_minor=paid_out.amount_minor,
+        effective_at=paid_out.succeeded_at or event.created_at,
     )
 
 

@@ -216,8 +216,9 @@ events = sa.Table(
     sa.Column("pay_no", sa.String(40), nullable=True),
     # Set for events about a refund.
     sa.Column("refund_no", sa.String(40), nullable=True),
-    # Set for events about a transfer between wallets.
+    # Set for events about a transfer between wallets, or a withdrawal.
     sa.Column("transfer_no", sa.String(40), nullable=True),
+    sa.Column("withdrawal_no", sa.String(40), nullable=True),
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
@@ -468,3 +469,37 @@ wallet_transfers = sa.Table(
         "merchant_id", "merchant_transfer_no", name="uq_wallet_transfers_merchant_no"
     ),
 )
+
+withdrawals = sa.Table(
+    "withdrawals",
+    metadata,
+    # withdrawal_no is also the payout's number at the channel (out_biz_no, out_bill_no, ...).
+    sa.Column("withdrawal_no", sa.String(40), primary_key=True),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("wallet_id", sa.String(40), sa.ForeignKey("wallets.wallet_id"), nullable=False),
+    sa.Column(
+        "channel_account_id", sa.String(64), sa.ForeignKey("channel_accounts.id"), nullable=False
+    ),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("merchant_withdrawal_no", sa.String(64), nullable=True),
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("payee_id", sa.String(128), nullable=False),
+    sa.Column("payee_type", sa.String(32), nullable=True),
+    sa.Column("payee_name", sa.String(128), nullable=True),
+    sa.Column("remark", sa.String(128), nullable=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("channel_payout_no", sa.String(64), nullable=True),
+    sa.Column("payee_action", sa.JSON(), nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.String(512), nullable=True),
+    sa.Column("livemode", sa.Boolean(), nullable=False),
+    sa.Column("succeeded_at", UTCDateTime(), nullable=True),
+    sa.Column("checked_at", UTCDateTime(), nullable=True),
+    sa.Column("trace_id", sa.String(32), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("merchant_id", "merchant_withdrawal_no", name="uq_withdrawals_merchant_no"),
+)
+sa.Index("ix_withdrawals_status_updated", withdrawals.c.status, withdrawals.c.updated_at)

@@ -60,6 +60,8 @@ def test_every_route_is_in_the_spec() -> None:
         "refund.succeeded",
         "recharge.succeeded",
         "transfer.succeeded",
+        "withdrawal.succeeded",
+        "withdrawal.failed",
         "refund.failed",
     }
     for item in spec["webhooks"].values():

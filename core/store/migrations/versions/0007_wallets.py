@@ -1,4 +1,4 @@
-"""wallets, wallet movements and transfers; recharge trades
+"""wallets, wallet movements, transfers and withdrawals; recharge trades
 
 Revision ID: 0007
 Revises: 0006
@@ -26,6 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("wallet_id", sa.String(length=40), nullable=True))
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("transfer_no", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("withdrawal_no", sa.String(length=40), nullable=True))
     op.create_table(
         "wallets",
         sa.Column("wallet_id", sa.String(length=40), nullable=False),
@@ -97,13 +98,62 @@ def upgrade() -> None:
         ),
     )
 
+    op.create_table(
+        "withdrawals",
+        sa.Column("withdrawal_no", sa.String(length=40), nullable=False),
+        sa.Column("merchant_id", sa.String(length=40), nullable=False),
+        sa.Column("wallet_id", sa.String(length=40), nullable=False),
+        sa.Column("channel_account_id", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("merchant_withdrawal_no", sa.String(length=64), nullable=True),
+        sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("payee_id", sa.String(length=128), nullable=False),
+        sa.Column("payee_type", sa.String(length=32), nullable=True),
+        sa.Column("payee_name", sa.String(length=128), nullable=True),
+        sa.Column("remark", sa.String(length=128), nullable=True),
+        sa.Column("status", sa.String(length=24), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("channel_payout_no", sa.String(length=64), nullable=True),
+        sa.Column("payee_action", sa.JSON(), nullable=True),
+        sa.Column("failure_code", sa.String(length=64), nullable=True),
+        sa.Column("failure_message", sa.String(length=512), nullable=True),
+        sa.Column("livemode", sa.Boolean(), nullable=False),
+        sa.Column("succeeded_at", UTCDateTime(), nullable=True),
+        sa.Column("checked_at", UTCDateTime(), nullable=True),
+        sa.Column("trace_id", sa.String(length=32), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["channel_account_id"],
+            ["channel_accounts.id"],
+            name=op.f("fk_withdrawals_channel_account_id_channel_accounts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["merchant_id"], ["merchants.id"], name=op.f("fk_withdrawals_merchant_id_merchants")
+        ),
+        sa.ForeignKeyConstraint(
+            ["wallet_id"], ["wallets.wallet_id"], name=op.f("fk_withdrawals_wallet_id_wallets")
+        ),
+        sa.PrimaryKeyConstraint("withdrawal_no", name=op.f("pk_withdrawals")),
+        sa.UniqueConstraint(
+            "merchant_id", "merchant_withdrawal_no", name="uq_withdrawals_merchant_no"
+        ),
+    )
+    op.create_index(
+        "ix_withdrawals_status_updated", "withdrawals", ["status", "updated_at"], unique=False
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_withdrawals_status_updated", table_name="withdrawals")
+    op.drop_table("withdrawals")
     op.drop_table("wallet_transfers")
     op.drop_index("ix_wallet_movements_wallet", table_name="wallet_movements")
     op.drop_table("wallet_movements")
     op.drop_table("wallets")
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_column("withdrawal_no")
         batch_op.drop_column("transfer_no")
     with op.batch_alter_table("trade_orders", schema=None) as batch_op:
         batch_op.drop_column("wallet_id")
