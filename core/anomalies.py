@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.store.tables import anomalies
@@ -22,21 +22,14 @@ async def record_anomaly(
 ) -> int | None:
     """Once per (order, kind, source): the same callback delivered again adds nothing.
     Returns the new anomaly's id, or None when it was recorded before."""
-    exists = (
-        await conn.execute(
-            sa.select(anomalies.c.id).where(
-                anomalies.c.pay_no == pay_no,
-                anomalies.c.kind == kind,
-                anomalies.c.source_id == source_id,
-            )
-        )
-    ).first()
-    if exists is not None:
-        return None
+    # INSERT … ON CONFLICT DO NOTHING: two deliveries of one report at once record it once
+    # (a read-then-insert would let both insert, and one fail on the unique constraint).
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     created = await conn.execute(
-        anomalies.insert().values(
-            pay_no=pay_no, kind=kind, source_id=source_id, detail=detail, created_at=now
-        )
+        insert(anomalies)
+        .values(pay_no=pay_no, kind=kind, source_id=source_id, detail=detail, created_at=now)
+        .on_conflict_do_nothing(index_elements=["pay_no", "kind", "source_id"])
+        .returning(anomalies.c.id)
     )
-    assert created.inserted_primary_key is not None
-    return int(created.inserted_primary_key[0])
+    new_id = created.scalar()
+    return None if new_id is None else int(new_id)

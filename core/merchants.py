@@ -6,12 +6,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 import sqlalchemy as sa
 
 from core import ids
+from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.store.db import Database
 from core.store.tables import api_keys, channel_accounts, merchants, webhook_endpoints
 from core.vault import Vault, hash_api_key, same_secret
+from core.views import iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,51 @@ async def load_channel_account(db: Database, vault: Vault, account_id: str) -> C
     return ChannelAccount(
         id=row.id, merchant_id=row.merchant_id, channel=row.channel, credentials=credentials
     )
+
+
+async def register_webhook_endpoint(
+    db: Database, vault: Vault, *, merchant_id: str, url: str, claim: IdempotencyClaim | None
+) -> tuple[bytes, bool]:
+    """``POST /v1/webhook_endpoints``: the endpoint's JSON (with its signing secret) and
+    whether it is a replay. Under an Idempotency-Key the answer is stored, sealed with the
+    master key like every secret, and replayed; without one each call adds an endpoint."""
+    now = _now()
+    async with db.begin() as conn:
+        if claim is not None:
+            answer = await conn.run_sync(stored_answer, merchant_id, claim)
+            if answer is not None:
+                context = f"idempotency:{merchant_id}:{claim.key}"
+                return vault.decrypt(answer.body.decode(), context=context), True
+        endpoint_id = "we_" + secrets.token_hex(8)
+        secret = ids.new_webhook_secret()
+        await conn.execute(
+            webhook_endpoints.insert().values(
+                id=endpoint_id,
+                merchant_id=merchant_id,
+                url=url,
+                secret_enc=vault.encrypt(
+                    secret.encode(), context=f"webhook_endpoint:{endpoint_id}"
+                ),
+                enabled=True,
+                created_at=now,
+            )
+        )
+        body = orjson.dumps(
+            {
+                "object": "webhook_endpoint",
+                "id": endpoint_id,
+                "url": url,
+                "secret": secret,
+                "enabled": True,
+                "created_at": iso(now),
+            }
+        )
+        if claim is not None:
+            sealed = vault.encrypt(body, context=f"idempotency:{merchant_id}:{claim.key}")
+            await conn.run_sync(
+                remember, merchant_id, claim, StoredAnswer(201, sealed.encode()), now
+            )
+    return body, False
 
 
 async def add_webhook_endpoint(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core import resolutions
 from core.errors import Conflict, NotFound
 from core.events import record_payment_event
+from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
 from core.payments import PREPAY_JOB
 from core.states import (
@@ -34,6 +36,7 @@ from core.states import (
 from core.store.cas import again_if_stale, compare_and_set
 from core.store.db import Database
 from core.store.tables import outbox, pay_orders, trade_orders
+from core.views import payment_object
 
 # The merchant event each move records (core.receipts names its own for payments that were
 # not simply paid: duplicate, late, partial).
@@ -234,12 +237,21 @@ RESOLUTION_EVENTS = {"paid": PayEvent.PAYMENT_SUCCEEDED, "failed": PayEvent.PREP
 
 
 async def resolve_unknown(
-    db: Database, merchant: MerchantAuth, pay_no: str, decision: resolutions.Decision
-) -> Moved:
+    db: Database,
+    merchant: MerchantAuth,
+    pay_no: str,
+    decision: resolutions.Decision,
+    claim: IdempotencyClaim | None = None,
+) -> tuple[bytes, str | None, bool]:
     """Settle a payment in ``unknown`` by hand (the person checked the channel's console),
-    recording who, why and the evidence with the move."""
+    recording who, why and the evidence with the move. Returns the payment's JSON, the
+    merchant event recorded and whether it is a replay (same Idempotency-Key and request)."""
     now = _now()
     async with db.begin() as conn:
+        if claim is not None:
+            answer = await conn.run_sync(stored_answer, merchant.merchant_id, claim)
+            if answer is not None:
+                return answer.body, None, True
         pay = (
             await conn.execute(
                 sa.select(pay_orders).where(
@@ -259,6 +271,7 @@ async def resolve_unknown(
         if decision.action == "paid":
             values = {
                 "paid_at": now,
+                "paid_minor": pay.amount_minor,
                 "channel_trade_no": decision.evidence.get("channel_trade_no")
                 or pay.channel_trade_no,
                 "failure_code": None,
@@ -268,7 +281,17 @@ async def resolve_unknown(
             values = {"failure_code": "RESOLVED_FAILED", "failure_message": decision.reason[:512]}
         moved = await transition(conn, pay, RESOLUTION_EVENTS[decision.action], now, **values)
         await resolutions.record(conn, merchant, "payment", pay_no, decision, now)
-    return moved
+        row = (
+            await conn.execute(
+                sa.select(pay_orders, trade_orders.c.merchant_order_no, trade_orders.c.metadata)
+                .join(trade_orders, trade_orders.c.trade_no == pay_orders.c.trade_no)
+                .where(pay_orders.c.pay_no == pay_no)
+            )
+        ).one()
+        body = orjson.dumps(payment_object(row, row))
+        if claim is not None:
+            await conn.run_sync(remember, merchant.merchant_id, claim, StoredAnswer(200, body), now)
+    return body, moved.event_id, False
 
 
 async def supersede(db: Database, pay_no: str) -> Moved | None:

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import Conflict, NotFound
+from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
 from core.store.db import Database
 from core.store.tables import anomalies, pay_orders, resolutions
@@ -142,15 +144,24 @@ async def get_anomaly(db: Database, merchant_id: str, anomaly_id: str) -> dict[s
 
 
 async def resolve_anomaly(
-    db: Database, merchant: MerchantAuth, anomaly_id: str, decision: Decision
-) -> dict[str, Any]:
-    """Close an open anomaly with the decision recorded; resolving twice is a conflict."""
+    db: Database,
+    merchant: MerchantAuth,
+    anomaly_id: str,
+    decision: Decision,
+    claim: IdempotencyClaim | None = None,
+) -> tuple[bytes, bool]:
+    """Close an open anomaly with the decision recorded; resolving twice is a conflict (the
+    same request under the same Idempotency-Key replays the first answer). Returns the
+    anomaly's JSON and whether it is a replay."""
     number = _anomaly_id(anomaly_id)
     now = _now()
     async with db.begin() as conn:
-        row = (
-            await conn.execute(_scoped(merchant.merchant_id).where(anomalies.c.id == number))
-        ).first()
+        if claim is not None:
+            answer = await conn.run_sync(stored_answer, merchant.merchant_id, claim)
+            if answer is not None:
+                return answer.body, True
+        scoped = _scoped(merchant.merchant_id).where(anomalies.c.id == number)
+        row = (await conn.execute(scoped)).first()
         if row is None:
             raise NotFound(f"no anomaly {anomaly_id!r}", param="anomaly_id")
         closed = await conn.execute(
@@ -165,4 +176,8 @@ async def resolve_anomaly(
                 param="anomaly_id",
             )
         await record(conn, merchant, "anomaly", str(number), decision, now)
-    return await get_anomaly(db, merchant.merchant_id, anomaly_id)
+        fresh = (await conn.execute(scoped)).one()
+        body = orjson.dumps(_anomaly_object(fresh, await trail(conn, "anomaly", str(number))))
+        if claim is not None:
+            await conn.run_sync(remember, merchant.merchant_id, claim, StoredAnswer(200, body), now)
+    return body, False

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.errors import NotFound
+from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.store.db import Database
 from core.store.tables import events, webhook_attempts, webhook_deliveries, webhook_endpoints
 from core.views import iso
@@ -17,30 +20,34 @@ from core.views import iso
 async def event_with_deliveries(db: Database, merchant_id: str, event_id: str) -> dict[str, Any]:
     """The event as sent, with ``deliveries``: per endpoint, its status and attempt log."""
     async with db.read() as conn:
-        payload = (
-            await conn.execute(
-                sa.select(events.c.payload).where(
-                    events.c.id == event_id, events.c.merchant_id == merchant_id
-                )
+        return await _view(conn, merchant_id, event_id)
+
+
+async def _view(conn: AsyncConnection, merchant_id: str, event_id: str) -> dict[str, Any]:
+    payload = (
+        await conn.execute(
+            sa.select(events.c.payload).where(
+                events.c.id == event_id, events.c.merchant_id == merchant_id
             )
-        ).scalar()
-        if payload is None:
-            raise NotFound(f"no event {event_id!r}", param="event_id")
-        deliveries = (
-            await conn.execute(
-                sa.select(webhook_deliveries, webhook_endpoints.c.url)
-                .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
-                .where(webhook_deliveries.c.event_id == event_id)
-                .order_by(webhook_deliveries.c.id)
-            )
-        ).all()
-        attempts = (
-            await conn.execute(
-                sa.select(webhook_attempts)
-                .where(webhook_attempts.c.delivery_id.in_([row.id for row in deliveries]))
-                .order_by(webhook_attempts.c.delivery_id, webhook_attempts.c.attempt_no)
-            )
-        ).all()
+        )
+    ).scalar()
+    if payload is None:
+        raise NotFound(f"no event {event_id!r}", param="event_id")
+    deliveries = (
+        await conn.execute(
+            sa.select(webhook_deliveries, webhook_endpoints.c.url)
+            .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
+            .where(webhook_deliveries.c.event_id == event_id)
+            .order_by(webhook_deliveries.c.id)
+        )
+    ).all()
+    attempts = (
+        await conn.execute(
+            sa.select(webhook_attempts)
+            .where(webhook_attempts.c.delivery_id.in_([row.id for row in deliveries]))
+            .order_by(webhook_attempts.c.delivery_id, webhook_attempts.c.attempt_no)
+        )
+    ).all()
     # Two statements, two snapshots on PostgreSQL: show only attempts the delivery row read
     # already counts, so the log and the status agree.
     counted = {row.id: row.attempts for row in deliveries}
@@ -73,12 +80,19 @@ async def event_with_deliveries(db: Database, merchant_id: str, event_id: str) -
     }
 
 
-async def resend(db: Database, merchant_id: str, event_id: str) -> list[tuple[int, int]]:
+async def resend(
+    db: Database, merchant_id: str, event_id: str, claim: IdempotencyClaim | None = None
+) -> tuple[list[tuple[int, int]], bytes, bool]:
     """Make the event due again at each endpoint whose delivery finished (delivered or given
     up), and create deliveries for endpoints added since; a delivery still being retried keeps
-    its schedule. Returns (delivery id, attempt number due now) to enqueue."""
+    its schedule. Returns (delivery id, attempt number due now) to enqueue, the answer (the
+    event with its deliveries) and whether it is a replay of an Idempotency-Key's first."""
     now = datetime.now(UTC)
     async with db.begin() as conn:
+        if claim is not None:
+            answer = await conn.run_sync(stored_answer, merchant_id, claim)
+            if answer is not None:
+                return [], answer.body, True
         exists = (
             await conn.execute(
                 sa.select(events.c.id).where(
@@ -130,4 +144,7 @@ async def resend(db: Database, merchant_id: str, event_id: str) -> list[tuple[in
             )
             if reopened.rowcount == 1:
                 due.append((row.id, row.attempts + 1))
-    return due
+        body = orjson.dumps(await _view(conn, merchant_id, event_id))
+        if claim is not None:
+            await conn.run_sync(remember, merchant_id, claim, StoredAnswer(202, body), now)
+    return due, body, False

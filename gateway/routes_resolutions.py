@@ -3,13 +3,17 @@ payments whose channel answer was lost (settle by hand). Every decision is audit
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from core import pay as pay_core
 from core.errors import InvalidRequest
-from core.payments import get_payment
+from core.idempotency import IdempotencyClaim
 from core.resolutions import Decision, get_anomaly, list_anomalies, resolve_anomaly
+from gateway.idempotency import idempotent
 from gateway.routes_payments import STATE, json_response, merchant_of, object_id
 from gateway.schemas import AnomalyResolve, PaymentResolve, parse_body
 from workers.queue import Queues, enqueue_notify
@@ -53,10 +57,18 @@ async def read(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     state = request.app[STATE]
     merchant = await merchant_of(request, state)
-    spec = parse_body(AnomalyResolve, await request.read())
+    anomaly_id = object_id(request, "anomaly_id")
+    body = await request.read()
+    spec = parse_body(AnomalyResolve, body)
     decision = Decision(spec.action, spec.actor, spec.reason, dict(spec.evidence))
-    anomaly = await resolve_anomaly(state.db, merchant, object_id(request, "anomaly_id"), decision)
-    return json_response(200, orjson.dumps(anomaly))
+
+    async def write(claim: IdempotencyClaim | None) -> web.Response:
+        answer, replayed = await resolve_anomaly(state.db, merchant, anomaly_id, decision, claim)
+        return json_response(200, answer, **_replay_header(replayed))
+
+    return await idempotent(
+        request, state, merchant, body, write, scope=f"POST /v1/anomalies/{anomaly_id}/resolve"
+    )
 
 
 @routes.post("/v1/payments/{pay_no}/resolve")
@@ -64,11 +76,24 @@ async def resolve_payment(request: web.Request) -> web.Response:
     state = request.app[STATE]
     merchant = await merchant_of(request, state)
     pay_no = object_id(request, "pay_no")
-    spec = parse_body(PaymentResolve, await request.read())
+    body = await request.read()
+    spec = parse_body(PaymentResolve, body)
     decision = Decision(spec.action, spec.actor, spec.reason, dict(spec.evidence))
-    moved = await pay_core.resolve_unknown(state.db, merchant, pay_no, decision)
-    if moved.event_id is not None:
-        # Committed with its outbox row: the sweeper sends it if this enqueue is lost.
-        await enqueue_notify(state.redis, Queues.of(state.settings), moved.event_id)
-    payment = await get_payment(state.db, merchant.merchant_id, pay_no)
-    return json_response(200, orjson.dumps(payment))
+
+    async def write(claim: IdempotencyClaim | None) -> web.Response:
+        answer, event_id, replayed = await pay_core.resolve_unknown(
+            state.db, merchant, pay_no, decision, claim
+        )
+        if event_id is not None:
+            # Committed with its outbox row: the sweeper sends it if this enqueue is lost.
+            with contextlib.suppress(RedisError):
+                await enqueue_notify(state.redis, Queues.of(state.settings), event_id)
+        return json_response(200, answer, **_replay_header(replayed))
+
+    return await idempotent(
+        request, state, merchant, body, write, scope=f"POST /v1/payments/{pay_no}/resolve"
+    )
+
+
+def _replay_header(replayed: bool) -> dict[str, str]:
+    return {"Idempotent-Replayed": "true"} if replayed else {}

@@ -3,14 +3,13 @@ delivery log; send an event again."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import orjson
 from aiohttp import web
 
-from core.merchants import add_webhook_endpoint
-from core.views import iso
+from core.idempotency import IdempotencyClaim
+from core.merchants import register_webhook_endpoint
 from core.webhook_log import event_with_deliveries, resend
+from gateway.idempotency import idempotent
 from gateway.routes_payments import STATE, json_response, merchant_of, object_id
 from gateway.schemas import WebhookEndpointCreate, parse_body
 from workers.queue import Queues, enqueue_delivery
@@ -20,22 +19,23 @@ routes = web.RouteTableDef()
 
 @routes.post("/v1/webhook_endpoints")
 async def create_endpoint(request: web.Request) -> web.Response:
-    """Answers the signing secret once; payfront keeps it encrypted."""
+    """Answers the signing secret once (a replay under the same Idempotency-Key answers it
+    again); payfront keeps it encrypted."""
     state = request.app[STATE]
     merchant = await merchant_of(request, state)
-    spec = parse_body(WebhookEndpointCreate, await request.read())
-    endpoint_id, secret = await add_webhook_endpoint(
-        state.db, state.vault, merchant_id=merchant.merchant_id, url=spec.url
+    body = await request.read()
+    spec = parse_body(WebhookEndpointCreate, body)
+
+    async def register(claim: IdempotencyClaim | None) -> web.Response:
+        answer, replayed = await register_webhook_endpoint(
+            state.db, state.vault, merchant_id=merchant.merchant_id, url=spec.url, claim=claim
+        )
+        extra = {"Idempotent-Replayed": "true"} if replayed else {}
+        return json_response(201, answer, **extra)
+
+    return await idempotent(
+        request, state, merchant, body, register, scope="POST /v1/webhook_endpoints"
     )
-    body = {
-        "object": "webhook_endpoint",
-        "id": endpoint_id,
-        "url": spec.url,
-        "secret": secret,
-        "enabled": True,
-        "created_at": iso(datetime.now(UTC)),
-    }
-    return web.Response(status=201, body=orjson.dumps(body), content_type="application/json")
 
 
 @routes.get("/v1/events/{event_id}")
@@ -54,9 +54,16 @@ async def resend_event(request: web.Request) -> web.Response:
     state = request.app[STATE]
     merchant = await merchant_of(request, state)
     event_id = object_id(request, "event_id")
-    due = await resend(state.db, merchant.merchant_id, event_id)
-    # Committed as due now: the sweeper sends them even if these enqueues are lost.
-    for delivery_id, attempt_no in due:
-        await enqueue_delivery(state.redis, Queues.of(state.settings), delivery_id, attempt_no)
-    event = await event_with_deliveries(state.db, merchant.merchant_id, event_id)
-    return json_response(202, orjson.dumps(event))
+    body = await request.read()
+
+    async def write(claim: IdempotencyClaim | None) -> web.Response:
+        due, answer, replayed = await resend(state.db, merchant.merchant_id, event_id, claim)
+        # Committed as due now: the sweeper sends them even if these enqueues are lost.
+        for delivery_id, attempt_no in due:
+            await enqueue_delivery(state.redis, Queues.of(state.settings), delivery_id, attempt_no)
+        extra = {"Idempotent-Replayed": "true"} if replayed else {}
+        return json_response(202, answer, **extra)
+
+    return await idempotent(
+        request, state, merchant, body, write, scope=f"POST /v1/events/{event_id}/resend"
+    )
