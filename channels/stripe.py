@@ -26,15 +26,18 @@ from urllib.parse import quote
 import orjson
 from pydantic import ValidationError
 
+from channels import stripe_payouts as payouts
 from channels import stripe_refunds as refunds
 from channels import stripe_statements as statements
 from channels import stripe_wire as wire
 from channels.base import (
     ChannelEvent,
     CreateOrder,
+    CreatePayout,
     CreateRefund,
     HttpRequest,
     HttpResponse,
+    PayoutStatus,
     PrepayResult,
     RefundStatus,
     StatementPage,
@@ -73,6 +76,9 @@ REFUND_EVENT_TYPES: tuple[str, ...] = ("refund.created", "refund.updated", "refu
 # The event types payfront reads; a webhook endpoint should be subscribed to exactly these
 # (any other genuine one is acknowledged and ignored by ``parse_callback``).
 HANDLED_EVENT_TYPES: tuple[str, ...] = PAYMENT_EVENT_TYPES + REFUND_EVENT_TYPES
+# Payout events (``transfer.created``) are handled too; a webhook endpoint that should receive
+# them subscribes to these as well.
+PAYOUT_EVENT_TYPES: tuple[str, ...] = payouts.PAYOUT_EVENT_TYPES
 
 _SECRET_KEY = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9_]+")
 _WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/=_-]+")
@@ -211,6 +217,20 @@ class Stripe:
     def build_statement(self, day: date, *, now: datetime) -> HttpRequest:
         return self._request("GET", statements.page_path(day))
 
+    def build_payout(self, payout: CreatePayout, *, now: datetime) -> HttpRequest:
+        form = payouts.create_form(payout)
+        return self._request(
+            "POST", "/v1/transfers", form, payouts.idempotency_key(payout.out_payout_no)
+        )
+
+    def build_payout_query(
+        self, out_payout_no: str, *, channel_payout_no: str | None = None, now: datetime
+    ) -> HttpRequest:
+        if channel_payout_no:
+            return self._request("GET", payouts.retrieve_path(channel_payout_no))
+        # The create's answer was lost: the transfer is found by its transfer_group.
+        return self._request("GET", payouts.list_path(out_payout_no))
+
     @staticmethod
     def _intent_path(out_trade_no: str, channel_trade_no: str | None) -> str:
         if not channel_trade_no:
@@ -305,6 +325,27 @@ class Stripe:
             return refunds.find_refund(response.body, out_refund_no, response.status)
         raise wire.classify_failure(response)
 
+    def parse_payout(
+        self, response: HttpResponse, *, payout: CreatePayout, now: datetime
+    ) -> PayoutStatus:
+        if response.status != 200:
+            raise wire.classify_failure(response)
+        status = payouts.status_of_answer(response.body, response.status)
+        if status.out_payout_no != payout.out_payout_no:
+            raise ChannelUnknownOutcome(
+                "PAYOUT_NUMBER_MISMATCH",
+                f"answer is about {status.out_payout_no!r}, not {payout.out_payout_no!r}",
+                http_status=response.status,
+            )
+        return status
+
+    def parse_payout_query(
+        self, response: HttpResponse, *, out_payout_no: str, now: datetime
+    ) -> PayoutStatus:
+        if response.status == 200:
+            return payouts.find_transfer(response.body, out_payout_no, response.status)
+        raise wire.classify_failure(response)
+
     def parse_statement(
         self, response: HttpResponse, *, cursor: Mapping[str, str], now: datetime
     ) -> StatementPage:
@@ -338,6 +379,14 @@ class Stripe:
             raise CallbackRejected("malformed", f"object {event.object!r} is not an event")
         if event.livemode != self.config.livemode:
             raise CallbackRejected("livemode_mismatch", "event and key are of different modes")
+        if event.type in payouts.PAYOUT_EVENT_TYPES:
+            return ChannelEvent(
+                event_id=event.id,
+                event_type=event.type,
+                trade=None,
+                raw=raw,
+                payout=_event_payout(event),
+            )
         if event.type not in HANDLED_EVENT_TYPES:
             # Signed by Stripe, so genuine: acknowledged and left alone.
             raise CallbackIgnored(event.id, event.type)
@@ -382,6 +431,20 @@ def _event_refund(event: wire.Event) -> RefundStatus:
     status = refunds.to_refund_status(refund, succeeded_at=event.created)
     if status is None:
         # Genuine, but not one of payfront's refunds (made in the Dashboard, say).
+        raise CallbackIgnored(event.id, event.type)
+    return status
+
+
+def _event_payout(event: wire.Event) -> PayoutStatus:
+    try:
+        transfer = payouts.Transfer.model_validate(event.data.object)
+    except ValidationError:
+        raise CallbackRejected("malformed", f"{event.type} object is not a transfer") from None
+    if transfer.object != "transfer":
+        raise CallbackRejected("malformed", f"{event.type} object is not a transfer")
+    status = payouts.to_payout_status(transfer)
+    if status is None:
+        # Genuine, but not one of payfront's payouts (made in the Dashboard, say).
         raise CallbackIgnored(event.id, event.type)
     return status
 

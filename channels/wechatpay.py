@@ -9,6 +9,7 @@ wire messages live in ``channels.wechatpay_wire`` (payments), ``channels.wechatp
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
@@ -17,15 +18,18 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from channels import wechatpay_bills as bills
+from channels import wechatpay_payouts as payouts
 from channels import wechatpay_prepay as prepay
 from channels import wechatpay_refunds as refunds
 from channels import wechatpay_wire as wire
 from channels.base import (
     ChannelEvent,
     CreateOrder,
+    CreatePayout,
     CreateRefund,
     HttpRequest,
     HttpResponse,
+    PayoutStatus,
     PrepayResult,
     RefundStatus,
     StatementPage,
@@ -33,6 +37,7 @@ from channels.base import (
 )
 from channels.errors import (
     CallbackRejected,
+    ChannelFatal,
     ChannelRetryable,
     ChannelUnknownOutcome,
 )
@@ -86,9 +91,12 @@ class WechatPay:
         config: WechatPayConfig,
         *,
         nonce_factory: Callable[[], str] | None = None,
+        payout_settings: payouts.PayoutSettings | None = None,
     ) -> None:
         self.config = config
         self._nonce_factory = nonce_factory or random_nonce
+        # The merchant's transfer scene; without one the account cannot pay out.
+        self.payout_settings = payout_settings
 
     # -- payments ----------------------------------------------------------------------------
 
@@ -232,6 +240,67 @@ class WechatPay:
                 return status
         raise refunds.classify_refund_failure(response)
 
+    # -- payouts (merchant transfers) --------------------------------------------------------
+
+    def build_payout(self, payout: CreatePayout, *, now: datetime) -> HttpRequest:
+        if self.payout_settings is None:
+            raise ChannelFatal(
+                "PAYOUT_NOT_SUPPORTED", "no transfer_scene_id is configured for this merchant"
+            )
+        body = payouts.transfer_request(
+            self.config.appid,
+            self.payout_settings,
+            payout,
+            encrypt=lambda text: payouts.encrypt_sensitive(self.config.platform_public_key, text),
+        )
+        # Wechatpay-Serial (always sent) names the platform key the user_name is sealed with.
+        return self._signed("POST", payouts.TRANSFER_BILLS_PATH, wire.to_json(body), now)
+
+    def parse_payout(
+        self, response: HttpResponse, *, payout: CreatePayout, now: datetime
+    ) -> PayoutStatus:
+        status = self._payout_answer(response, now)
+        if status.out_payout_no != payout.out_payout_no:
+            raise ChannelUnknownOutcome(
+                "PAYOUT_NUMBER_MISMATCH",
+                f"answer is about {status.out_payout_no!r}, not {payout.out_payout_no!r}",
+                http_status=response.status,
+            )
+        # The create answer carries no amount; it is the one asked for.
+        return replace(status, amount_minor=status.amount_minor or payout.amount_minor)
+
+    def build_payout_query(
+        self, out_payout_no: str, *, channel_payout_no: str | None = None, now: datetime
+    ) -> HttpRequest:
+        return self._signed("GET", payouts.QUERY_PATH + quote(out_payout_no, safe=""), b"", now)
+
+    def parse_payout_query(
+        self, response: HttpResponse, *, out_payout_no: str, now: datetime
+    ) -> PayoutStatus:
+        status = self._payout_answer(response, now)
+        if status.out_payout_no != out_payout_no:
+            raise ChannelUnknownOutcome(
+                "PAYOUT_MISMATCH",
+                f"asked for payout {out_payout_no!r}, got {status.out_payout_no!r}",
+                http_status=response.status,
+            )
+        return status
+
+    def _payout_answer(self, response: HttpResponse, now: datetime) -> PayoutStatus:
+        self._verify(response, now)
+        if response.status == 200:
+            bill = wire.load(payouts.TransferBill, response.body)
+            if bill is not None:
+                status = payouts.to_payout_status(bill)
+                if status is None:
+                    raise ChannelUnknownOutcome(
+                        "UNKNOWN_PAYOUT_STATE",
+                        f"unknown transfer bill state {bill.state!r}",
+                        http_status=response.status,
+                    )
+                return status
+        raise payouts.classify_payout_failure(response)
+
     # -- statements --------------------------------------------------------------------------
 
     def build_statement(self, day: date, *, now: datetime) -> HttpRequest:
@@ -320,6 +389,8 @@ class WechatPay:
             raise CallbackRejected("malformed", f"resource_type {envelope.resource_type!r}")
         if resource.algorithm != "AEAD_AES_256_GCM":
             raise CallbackRejected("unsupported_algorithm", f"algorithm {resource.algorithm!r}")
+        if envelope.event_type == payouts.EVENT_TYPE:
+            return self._payout_event(envelope, decrypt_resource(self.config.apiv3_key, resource))
         kind = resource.original_type
         if kind is None:
             kind = "refund" if envelope.event_type.startswith("REFUND.") else "transaction"
@@ -350,6 +421,25 @@ class WechatPay:
             event_id=envelope.id, event_type=envelope.event_type, trade=trade, raw=raw
         )
 
+    def _payout_event(self, envelope: wire.CallbackEnvelope, plaintext: bytes) -> ChannelEvent:
+        if envelope.resource.original_type not in (None, payouts.ORIGINAL_TYPE):
+            raise CallbackRejected(
+                "malformed", f"{envelope.event_type} about a {envelope.resource.original_type}"
+            )
+        raw, bill = _decoded(plaintext, payouts.TransferBill, "transfer bill")
+        status = payouts.to_payout_status(bill)
+        if status is None:
+            raise CallbackRejected("malformed", f"transfer bill state {bill.state!r}")
+        if bill.merchant is not None and bill.merchant != self.config.mchid:
+            raise CallbackRejected("wrong_account", f"transfer of mchid {bill.merchant!r}")
+        return ChannelEvent(
+            event_id=envelope.id,
+            event_type=envelope.event_type,
+            trade=None,
+            raw=raw,
+            payout=status,
+        )
+
     def ack_success(self) -> HttpResponse:
         return HttpResponse(204, {}, b"")
 
@@ -374,4 +464,7 @@ def _order_path(out_trade_no: str) -> str:
 
 def from_credentials(credentials: Mapping[str, str]) -> WechatPay:
     """The registry's factory: an adapter from an account's decrypted credentials."""
-    return WechatPay(WechatPayConfig.from_credentials(credentials))
+    return WechatPay(
+        WechatPayConfig.from_credentials(credentials),
+        payout_settings=payouts.PayoutSettings.from_credentials(credentials),
+    )

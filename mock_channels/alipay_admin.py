@@ -11,6 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from mock_channels.alipay_models import PayOrder, RegisterApp
+from mock_channels.alipay_payouts import TopUp
 from mock_channels.alipay_sandbox import ALIPAY_SANDBOX, AdminError
 from mock_channels.common import BodyParser, error_middleware, utc_now
 from mock_channels.faults import FaultPlan
@@ -61,6 +62,31 @@ async def download_bill(request: web.Request) -> web.Response:
     )
 
 
+async def cert_mode(request: web.Request) -> web.Response:
+    """Put an app in public-key-certificate mode: its certificates and SNs."""
+    sandbox = request.config_dict[ALIPAY_SANDBOX]
+    app = sandbox.apps.get(request.match_info["app_id"])
+    if app is None:
+        raise AdminError(404, "APP_NOT_EXIST", "no such app")
+    return web.json_response(sandbox.payouts.cert_mode(app, sandbox.key.public_key()))
+
+
+async def top_up(request: web.Request) -> web.Response:
+    body = await _parse(request, TopUp)
+    sandbox = request.config_dict[ALIPAY_SANDBOX]
+    app_id = request.match_info["app_id"]
+    if app_id not in sandbox.apps:
+        raise AdminError(404, "APP_NOT_EXIST", "no such app")
+    sandbox.payouts.top_ups[app_id] = sandbox.payouts.top_ups.get(app_id, 0) + body.amount
+    return web.json_response({"app_id": app_id, "balance": sandbox.payouts.balance(app_id)})
+
+
+async def get_balance(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[ALIPAY_SANDBOX]
+    app_id = request.match_info["app_id"]
+    return web.json_response({"app_id": app_id, "balance": sandbox.payouts.balance(app_id)})
+
+
 async def get_faults(request: web.Request) -> web.Response:
     sandbox = request.config_dict[ALIPAY_SANDBOX]
     return web.json_response(sandbox.faults.plan_for(request.match_info["app_id"]).model_dump())
@@ -83,6 +109,9 @@ def build_admin_app() -> web.Application:
     app.router.add_post("/orders/{out_trade_no}/pay", pay_order)
     app.router.add_get("/orders/{out_trade_no}", get_order)
     app.router.add_get("/downloadBillFile.resource", download_bill)
+    app.router.add_post("/apps/{app_id}/cert-mode", cert_mode)
+    app.router.add_post("/apps/{app_id}/balance", top_up)
+    app.router.add_get("/apps/{app_id}/balance", get_balance)
     app.router.add_get("/faults/{app_id}", get_faults)
     app.router.add_put("/faults/{app_id}", put_faults)
     app.router.add_delete("/faults/{app_id}", delete_faults)

@@ -48,10 +48,18 @@ def response_key(api_method: str | None) -> str:
     return "error_response"
 
 
-def render(key: str, content: dict[str, Any], signer: rsa.RSAPrivateKey | None) -> web.Response:
-    """The answer's bytes: the member serialised once, signed over exactly those bytes."""
+def render(
+    key: str,
+    content: dict[str, Any],
+    signer: rsa.RSAPrivateKey | None,
+    cert_sn: str | None = None,
+) -> web.Response:
+    """The answer's bytes: the member serialised once, signed over exactly those bytes. A
+    certificate-mode app's answers also name the Alipay public key certificate (``cert_sn``)."""
     member = orjson.dumps({k: v for k, v in content.items() if v is not None})
     body = b'{"' + key.encode("ascii") + b'":' + member
+    if cert_sn is not None:
+        body += b',"alipay_cert_sn":"' + cert_sn.encode("ascii") + b'"'
     if signer is not None:
         body += b',"sign":"' + rsa2_sign(signer, member).encode("ascii") + b'"'
     # Alipay's gateway labels its JSON answers text/html.
@@ -213,7 +221,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
         if sandbox.faults.strikes(plan.timeout_rate):
             # The request has been acted on; the client only sees its own timeout.
             await sandbox.hang()
-    return render(key, content, sandbox.key)
+    return render(key, content, sandbox.key, sandbox.payouts.alipay_cert_sn(app.app_id))
 
 
 def add_gateway_routes(app: web.Application, path: str) -> None:

@@ -50,6 +50,8 @@ from mock_channels.alipay_notify import (
     FORM_HEADERS,
     notify_record,
 )
+from mock_channels.alipay_payouts import METHODS as PAYOUT_METHODS
+from mock_channels.alipay_payouts import TransferDesk
 from mock_channels.alipay_state import (
     DEFAULT_FEE_RATE,
     PAID,
@@ -73,7 +75,9 @@ CLOSE = "alipay.trade.close"
 REFUND = "alipay.trade.refund"
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
 BILL_QUERY = "alipay.data.dataservice.bill.downloadurl.query"
-API_METHODS = frozenset({PRECREATE, QUERY, CLOSE, REFUND, REFUND_QUERY, BILL_QUERY})
+API_METHODS = (
+    frozenset({PRECREATE, QUERY, CLOSE, REFUND, REFUND_QUERY, BILL_QUERY}) | PAYOUT_METHODS
+)
 CASHIER_METHODS = frozenset({"alipay.trade.page.pay", "alipay.trade.wap.pay"})
 
 
@@ -103,6 +107,7 @@ class AlipaySandbox(SandboxCore):
         self.apps: dict[str, App] = {}
         self.trades = TradeBook()
         self.bills = BillDesk()
+        self.payouts = TransferDesk(trades_net=self._trades_net)
         self._key: rsa.RSAPrivateKey | None = None
         self._apps_lock = asyncio.Lock()
 
@@ -144,6 +149,8 @@ class AlipaySandbox(SandboxCore):
     ) -> dict[str, Any]:
         """One authenticated server call; the ``…_response`` content (code 10000) or raise.
         ``origin`` (scheme://host:port the call came to) is where bill links point."""
+        if api_method in PAYOUT_METHODS:
+            return self.payouts.call(app, api_method, params, now)
         if api_method == BILL_QUERY:
             trades = [t for (app_id, _), t in self.trades.by_key.items() if app_id == app.app_id]
             return self.bills.query(app, trades, _parse_biz(BillQuery, params), now, origin)
@@ -196,6 +203,14 @@ class AlipaySandbox(SandboxCore):
         if trade is not None and made is not None:
             self._notify_refund(app, trade, made)
         return {k: v for k, v in content.items() if v is not None}
+
+    def _trades_net(self, app_id: str) -> int:
+        """What the app's paid trades brought in, less their refunds (the transfer balance)."""
+        return sum(
+            trade.paid_total_fen - trade.refunded_fen
+            for (owner, _), trade in self.trades.by_key.items()
+            if owner == app_id and trade.gmt_payment is not None
+        )
 
     def _find(self, app: App, reference: TradeReference, now: dt.datetime) -> Trade | None:
         if reference.trade_no:  # Alipay's rule: trade_no wins when both are given

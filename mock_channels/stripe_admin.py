@@ -18,6 +18,7 @@ from mock_channels.stripe_models import (
     RollWebhookSecret,
     SettleRefund,
 )
+from mock_channels.stripe_payouts import TopUp
 from mock_channels.stripe_sandbox import STRIPE_SANDBOX
 
 
@@ -75,6 +76,19 @@ async def find_intents(request: web.Request) -> web.Response:
     return json_response(200, {"data": found})
 
 
+async def top_up_balance(request: web.Request) -> web.Response:
+    """Add funds to an account's balance (what transfers draw on)."""
+    body = await _parse(request, TopUp)
+    sandbox = request.config_dict[STRIPE_SANDBOX]
+    account_id = request.match_info["account_id"]
+    if account_id not in sandbox.accounts:
+        raise StripeApiError(404, f"No such account: '{account_id}'", code="resource_missing")
+    available = sandbox.transfers.top_up(account_id, body.amount, body.currency)
+    return json_response(
+        200, {"account_id": account_id, "currency": body.currency, "balance": available}
+    )
+
+
 async def get_faults(request: web.Request) -> web.Response:
     sandbox = request.config_dict[STRIPE_SANDBOX]
     return json_response(
@@ -102,6 +116,7 @@ def build_admin_app() -> web.Application:
     app.router.add_get("/payment_intents/{intent}", get_intent)
     app.router.add_post("/refunds/{refund}/settle", settle_refund)
     app.router.add_get("/refunds/{refund}", get_refund)
+    app.router.add_post("/accounts/{account_id}/balance", top_up_balance)
     app.router.add_get("/faults/{account_id}", get_faults)
     app.router.add_put("/faults/{account_id}", put_faults)
     app.router.add_delete("/faults/{account_id}", delete_faults)

@@ -245,6 +245,33 @@ async def list_refunds(request: web.Request) -> web.Response:
     return _ok(list_body("/v1/refunds", [r.to_api() for r in found], has_more))
 
 
+async def create_transfer(request: web.Request) -> web.Response:
+    sandbox, account, params, meta = _context(request)
+    return _ok(sandbox.transfers.create(account.account_id, params, meta).to_api())
+
+
+async def retrieve_transfer(request: web.Request) -> web.Response:
+    sandbox, account, params, _ = _context(request)
+    known_only(params, {"expand"})
+    list_request(params, frozenset())  # refuses expansions
+    transfer_id = request.match_info["transfer"]
+    transfer = sandbox.transfers.get(account.account_id, transfer_id)
+    if transfer is None:
+        raise resource_missing("transfer", transfer_id, "id")
+    return _ok(transfer.to_api())
+
+
+async def list_transfers(request: web.Request) -> web.Response:
+    sandbox, account, params, _ = _context(request)
+    known_only(params, LIST_PARAMS | {"destination", "transfer_group"})
+    listing = list_request(params, frozenset())
+    newest_first = sandbox.transfers.newest_first(
+        account.account_id, string(params, "destination"), string(params, "transfer_group")
+    )
+    found, has_more = page(newest_first, listing, lambda _: True, "transfer")
+    return _ok(list_body("/v1/transfers", [t.to_api() for t in found], has_more))
+
+
 _TXN_FILTERS = frozenset({"type", "source", "currency", "payout"})
 
 
@@ -307,4 +334,7 @@ def build_v1_app() -> web.Application:
     app.router.add_get("/balance_transactions", list_balance_transactions)
     app.router.add_get("/balance_transactions/{txn}", retrieve_balance_transaction)
     app.router.add_get("/events/{event}", retrieve_event)
+    app.router.add_post("/transfers", create_transfer)
+    app.router.add_get("/transfers", list_transfers)
+    app.router.add_get("/transfers/{transfer}", retrieve_transfer)
     return app

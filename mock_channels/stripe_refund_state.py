@@ -110,6 +110,9 @@ class TransactionType(enum.StrEnum):
     CHARGE = "charge"
     REFUND = "refund"
     REFUND_FAILURE = "refund_failure"
+    # Payouts (``stripe_payouts``): funds added by the sandbox admin, and Connect transfers.
+    TOPUP = "topup"
+    TRANSFER = "transfer"
 
 
 # Funds of a card charge become available two days later (Stripe's default in the US).

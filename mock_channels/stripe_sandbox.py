@@ -36,6 +36,7 @@ from mock_channels.stripe_errors import (
 from mock_channels.stripe_idempotency import KEY_TTL_S, IdempotencyKeys
 from mock_channels.stripe_models import PayIntent, RegisterAccount, RollWebhookSecret, SettleRefund
 from mock_channels.stripe_payments import Payments, RequestMeta
+from mock_channels.stripe_payouts import Transfers
 from mock_channels.stripe_refund_state import IllegalRefundTransition, Refund
 from mock_channels.stripe_refunds import Refunds
 from mock_channels.stripe_state import (
@@ -67,6 +68,7 @@ class StripeSandbox(SandboxCore):
         self.balance = Balance(self.book, self.accounts)
         self.payments = Payments(self.book, self.emit, self.balance.charge_succeeded)
         self.refunds = Refunds(self.book, self.accounts, self.balance, self.emit, self.later)
+        self.transfers = Transfers(self.book, self.emit)
         self._timers: set[asyncio.Task[None]] = set()
         # Stripe keeps keys 24 hours; the sandbox's clock runs time_scale times as fast.
         self.idempotency = IdempotencyKeys(ttl_s=max(KEY_TTL_S * config.time_scale, 1.0))

@@ -13,6 +13,13 @@ from mock_channels.common import BodyParser, error_middleware, utc_now
 from mock_channels.faults import FaultPlan
 from mock_channels.wechatpay_errors import ApiError, json_response
 from mock_channels.wechatpay_models import PayOrder, RefundMode, RegisterMerchant, SettleRefund
+from mock_channels.wechatpay_payouts import (
+    BillState,
+    ConfirmTransfer,
+    OperatingBalance,
+    Transfer,
+    TransferMode,
+)
 from mock_channels.wechatpay_sandbox import WECHATPAY_SANDBOX
 
 
@@ -67,6 +74,65 @@ async def put_refund_mode(request: web.Request) -> web.Response:
     return json_response(200, aftersale.set_refund_mode(sandbox, request.match_info["mchid"], body))
 
 
+def _admin_transfer(request: web.Request, mchid: str | None) -> Transfer:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    out_bill_no = request.match_info["out_bill_no"]
+    found = (
+        [t for t in [sandbox.transfers.get(mchid, out_bill_no)] if t is not None]
+        if mchid
+        else sandbox.transfers.find(out_bill_no)
+    )
+    if len(found) > 1:
+        raise ApiError(409, "AMBIGUOUS", "several merchants have this bill; give mchid")
+    if not found:
+        raise ApiError(404, "NOT_FOUND", "no such transfer bill")
+    return found[0]
+
+
+async def get_transfer(request: web.Request) -> web.Response:
+    transfer = _admin_transfer(request, request.query.get("mchid"))
+    return json_response(200, transfer.admin_view())
+
+
+async def confirm_transfer(request: web.Request) -> web.Response:
+    """The payee confirms (or fails to receive) a WAIT_USER_CONFIRM bill; its callback goes."""
+    body = await _parse(request, ConfirmTransfer)
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    transfer = _admin_transfer(request, body.mchid)
+    outcome = BillState.SUCCESS if body.outcome == "success" else BillState.FAIL
+    merchant = sandbox.merchants[transfer.mchid]
+    sandbox.transfers.settle(merchant, transfer, outcome, utc_now(), body.fail_reason)
+    return json_response(200, transfer.admin_view())
+
+
+async def get_balance(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    mchid = request.match_info["mchid"]
+    return json_response(
+        200, {"mchid": mchid, "available": sandbox.transfers.balances.get(mchid, 0)}
+    )
+
+
+async def put_balance(request: web.Request) -> web.Response:
+    body = await _parse(request, OperatingBalance)
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    mchid = request.match_info["mchid"]
+    if mchid not in sandbox.merchants:
+        raise ApiError(404, "MCH_NOT_EXISTS", "no such merchant")
+    sandbox.transfers.balances[mchid] = body.available
+    return json_response(200, {"mchid": mchid, "available": body.available})
+
+
+async def put_transfer_mode(request: web.Request) -> web.Response:
+    body = await _parse(request, TransferMode)
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    mchid = request.match_info["mchid"]
+    if mchid not in sandbox.merchants:
+        raise ApiError(404, "MCH_NOT_EXISTS", "no such merchant")
+    sandbox.transfers.modes[mchid] = body.payee
+    return json_response(200, {"mchid": mchid, "payee": body.payee})
+
+
 async def get_faults(request: web.Request) -> web.Response:
     sandbox = request.config_dict[WECHATPAY_SANDBOX]
     return json_response(200, sandbox.faults.plan_for(request.match_info["mchid"]).model_dump())
@@ -91,6 +157,11 @@ def build_admin_app() -> web.Application:
     app.router.add_get("/refunds/{out_refund_no}", get_refund)
     app.router.add_post("/refunds/{out_refund_no}/settle", settle_refund)
     app.router.add_put("/refund-mode/{mchid}", put_refund_mode)
+    app.router.add_get("/transfers/{out_bill_no}", get_transfer)
+    app.router.add_post("/transfers/{out_bill_no}/confirm", confirm_transfer)
+    app.router.add_get("/balance/{mchid}", get_balance)
+    app.router.add_put("/balance/{mchid}", put_balance)
+    app.router.add_put("/transfer-mode/{mchid}", put_transfer_mode)
     app.router.add_get("/faults/{mchid}", get_faults)
     app.router.add_put("/faults/{mchid}", put_faults)
     app.router.add_delete("/faults/{mchid}", delete_faults)

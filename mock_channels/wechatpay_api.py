@@ -157,6 +157,21 @@ async def download_bill(request: web.Request) -> web.Response:
     return web.Response(status=200, body=content, content_type="application/octet-stream")
 
 
+async def create_transfer(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    serial = request.headers.get("Wechatpay-Serial")
+    answer = sandbox.create_transfer(_merchant(request), await request.read(), serial, _now())
+    return json_response(200, answer)
+
+
+async def query_transfer(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    transfer = sandbox.transfers.get(_merchant(request).mchid, request.match_info["out_bill_no"])
+    if transfer is None:
+        raise ApiError(404, "NOT_FOUND", "记录不存在")
+    return json_response(200, transfer.query_resource())
+
+
 def build_v3_app() -> web.Application:
     app = web.Application(middlewares=[v3_middleware])
     app.router.add_post("/pay/transactions/{product:native|jsapi|app|h5}", create_transaction)
@@ -168,4 +183,8 @@ def build_v3_app() -> web.Application:
     app.router.add_get("/refund/domestic/refunds/{out_refund_no}", query_refund)
     app.router.add_get("/bill/tradebill", tradebill)
     app.router.add_get("/billdownload/file", download_bill, name="billdownload")
+    app.router.add_post("/fund-app/mch-transfer/transfer-bills", create_transfer)
+    app.router.add_get(
+        "/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}", query_transfer
+    )
     return app

@@ -56,6 +56,12 @@ from mock_channels.wechatpay_models import (
     missing_for_trade_type,
 )
 from mock_channels.wechatpay_notify import deliver, notification_body
+from mock_channels.wechatpay_payouts import (
+    BillState,
+    Transfer,
+    TransferDesk,
+    transfer_notification_body,
+)
 from mock_channels.wechatpay_refunds import Refund, RefundDesk, refund_notification_body
 from mock_channels.wechatpay_state import (
     BEIJING,
@@ -93,6 +99,7 @@ class WeChatPaySandbox(SandboxCore):
         self.orders = OrderBook()
         self.refunds = RefundDesk(time_scale=config.time_scale, notify=self._notify_refund)
         self.bills = BillDesk()
+        self.transfers = TransferDesk(time_scale=config.time_scale, notify=self._notify_transfer)
         self._platform: PlatformIdentity | None = None
         self._merchants_lock = asyncio.Lock()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -385,8 +392,39 @@ class WeChatPaySandbox(SandboxCore):
             body = refund_notification_body(merchant, refund, now)
             self.send_notification(merchant, refund.notify_url, body, refund)
 
+    # -- merchant transfers (payouts) ------------------------------------------------------
+
+    def create_transfer(
+        self, merchant: Merchant, body: bytes, serial: str | None, now: dt.datetime
+    ) -> dict[str, Any]:
+        serials = frozenset({self.platform.public_key_id, self.platform.serial_no})
+        transfer, new = self.transfers.create(
+            merchant, body, serial, (self.platform.private_key, serials), now
+        )
+        confirm_at = self.transfers.auto_confirm_at(merchant, transfer) if new else None
+        if confirm_at is not None:
+            self._confirm_later(merchant, transfer, confirm_at)
+        return transfer.answer()
+
+    def _confirm_later(self, merchant: Merchant, transfer: Transfer, at: dt.datetime) -> None:
+        delay = max(0.0, (at - dt.datetime.now(dt.UTC)).total_seconds())
+
+        def due() -> None:
+            self._timers.discard(timer)
+            if transfer.state is BillState.WAIT_USER_CONFIRM:
+                self.transfers.settle(merchant, transfer, BillState.SUCCESS, at)
+
+        timer = asyncio.get_running_loop().call_later(delay, due)
+        self._timers.add(timer)
+
+    def _notify_transfer(self, merchant: Merchant, transfer: Transfer, now: dt.datetime) -> None:
+        # Without a notify_url WeChat sends nothing (there is no console default for it).
+        if transfer.notify_url is not None:
+            body = transfer_notification_body(merchant, transfer, now)
+            self.send_notification(merchant, transfer.notify_url, body, transfer)
+
     def send_notification(
-        self, merchant: Merchant, url: str, body: bytes, about: Order | Refund
+        self, merchant: Merchant, url: str, body: bytes, about: Order | Refund | Transfer
     ) -> None:
         """Deliver a notification about an order or a refund, with the merchant's faults."""
         plan = self.faults.plan_for(merchant.mchid)
