@@ -86,14 +86,15 @@ async def test_wechat_native_page_shows_qr_and_pay_makes_it_paid(
     assert orjson.loads(body)["data"]["object"]["pay_no"] == payment["pay_no"]
 
 
-async def test_paying_a_different_amount_is_an_anomaly_not_a_payment(
+async def test_paying_more_than_asked_is_an_anomaly_not_a_payment(
     stack: Stack, page: Any
 ) -> None:
+    # (Paying less is a partial payment, refunded by default: tests/integration/test_attempts.)
     from playwright.async_api import expect
 
     payment, _ = await awaiting_payment(stack, amount=5000)
     await page.goto(cashier_url(stack, payment["token"]))
-    await page.get_by_test_id("paid-amount-input").fill("1")
+    await page.get_by_test_id("paid-amount-input").fill("5001")
     await page.get_by_test_id("pay-amount").click()
     await expect(page.get_by_test_id("action-result")).to_have_attribute(
         "data-outcome", re.compile("sent|unchanged")
@@ -107,7 +108,7 @@ async def test_paying_a_different_amount_is_an_anomaly_not_a_payment(
                 break
             await asyncio.sleep(0.05)
     assert [(a.pay_no, a.kind) for a in found] == [(payment["pay_no"], "payment_mismatch")]
-    assert found[0].detail["reported_amount"] == 1
+    assert found[0].detail["reported_amount"] == 5001
     assert (await stack.payment(payment["pay_no"]))["status"] == "awaiting_payment"
     await expect(page.get_by_test_id("action-result")).to_have_attribute(
         "data-outcome", "unchanged", timeout=PAGE_TIMEOUT_MS
