@@ -80,7 +80,7 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
         ("currency_not_supported", "invalid_request_error", "the channel refuses the currency"),
         ("channel_not_configured", "invalid_request_error", "no enabled account of the channel"),
         ("no_route", "invalid_request_error", "no channel named and no routing rule matches"),
-        ("invalid_request", "invalid_request_error", "a query parameter is invalid"),
+        ("invalid_request", "invalid_request_error", "a query parameter or header is invalid"),
         (
             "amount_exceeds_refundable",
             "invalid_request_error",
@@ -324,22 +324,27 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 "compare-and-set (and event) as an automatic one.",
                 "tags": ["resolutions"],
                 "security": _MERCHANT,
-                "parameters": [_path("pay_no", "The payment's number"), _TRACE],
+                "parameters": [
+                    _path("pay_no", "The payment's number"),
+                    {"$ref": "#/components/parameters/Idempotency-Key"},
+                    _TRACE,
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": _ref("PaymentResolve")}},
                 },
                 "responses": {
-                    "200": _ok("The payment, settled", "Payment"),
+                    "200": _ok("The payment, settled", "Payment", "Idempotent-Replayed"),
                     **_errors(
                         400,
                         401,
                         404,
                         409,
+                        422,
                         *_COMMON,
-                        s400={"malformed_json", "parameter_invalid"},
+                        s400={"malformed_json", "parameter_invalid", "invalid_request"},
                         s404={"resource_missing", "route_not_found"},
-                        s409={"payment_not_unknown"},
+                        s409={"payment_not_unknown", "idempotency_key_in_use"},
                     ),
                 },
             }
@@ -627,22 +632,27 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 "`refunded` here.",
                 "tags": ["resolutions"],
                 "security": _MERCHANT,
-                "parameters": [_path("anomaly_id", "The anomaly's id"), _TRACE],
+                "parameters": [
+                    _path("anomaly_id", "The anomaly's id"),
+                    {"$ref": "#/components/parameters/Idempotency-Key"},
+                    _TRACE,
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": _ref("AnomalyResolve")}},
                 },
                 "responses": {
-                    "200": _ok("The anomaly, resolved", "Anomaly"),
+                    "200": _ok("The anomaly, resolved", "Anomaly", "Idempotent-Replayed"),
                     **_errors(
                         400,
                         401,
                         404,
                         409,
+                        422,
                         *_COMMON,
-                        s400={"malformed_json", "parameter_invalid"},
+                        s400={"malformed_json", "parameter_invalid", "invalid_request"},
                         s404={"resource_missing", "route_not_found"},
-                        s409={"anomaly_already_resolved"},
+                        s409={"anomaly_already_resolved", "idempotency_key_in_use"},
                     ),
                 },
             }
@@ -669,11 +679,29 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 "one; a delivery still being retried keeps its schedule.",
                 "tags": ["webhooks"],
                 "security": _MERCHANT,
-                "parameters": [_path("event_id", "The event's id"), _TRACE],
+                "parameters": [
+                    _path("event_id", "The event's id"),
+                    {"$ref": "#/components/parameters/Idempotency-Key"},
+                    _TRACE,
+                ],
                 "responses": {
-                    "202": _ok("The event, with its deliveries now due", "EventWithDeliveries"),
+                    "202": _ok(
+                        "The event, with its deliveries now due",
+                        "EventWithDeliveries",
+                        "Idempotent-Replayed",
+                    ),
                     **_errors(
-                        401, 404, 413, 500, 503, s404={"resource_missing", "route_not_found"}
+                        400,
+                        401,
+                        404,
+                        409,
+                        422,
+                        413,
+                        500,
+                        503,
+                        s400={"invalid_request"},
+                        s404={"resource_missing", "route_not_found"},
+                        s409={"idempotency_key_in_use"},
                     ),
                 },
             }
@@ -819,14 +847,26 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 "description": "Answers the signing `secret` once; payfront keeps it encrypted.",
                 "tags": ["webhooks"],
                 "security": _MERCHANT,
-                "parameters": [_TRACE],
+                "parameters": [{"$ref": "#/components/parameters/Idempotency-Key"}, _TRACE],
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": _ref("WebhookEndpointCreate")}},
                 },
                 "responses": {
-                    "201": _ok("The endpoint, with its secret", "WebhookEndpoint"),
-                    **_errors(400, 401, *_COMMON, s400={"malformed_json", "parameter_invalid"}),
+                    "201": _ok(
+                        "The endpoint, with its secret (again, on a replay)",
+                        "WebhookEndpoint",
+                        "Idempotent-Replayed",
+                    ),
+                    **_errors(
+                        400,
+                        401,
+                        409,
+                        422,
+                        *_COMMON,
+                        s400={"malformed_json", "parameter_invalid", "invalid_request"},
+                        s409={"idempotency_key_in_use"},
+                    ),
                 },
             }
         },
