@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from arq import Retry
 from sqlalchemy.engine import Row
 
 from channels.base import Channel, CreateRefund, RefundState
@@ -86,12 +85,7 @@ async def _refund(w: WorkerContext, refund_no: str, job_try: int) -> str:
         )
         return await _apply(w, row, failed, source_id=f"refund:{refund_no}")
     except (ChannelRetryable, ChannelUnknownOutcome) as exc:
-        if job_try >= w.settings.prepay_max_tries:
-            log.warning("refund.left_for_check", code=exc.code, message=exc.message)
-            return "left_for_check"
-        delay = min(w.settings.prepay_retry_base_s * 2 ** (job_try - 1), 300.0)
-        log.warning("refund.retry", code=exc.code, message=exc.message, defer_s=delay)
-        raise Retry(defer=delay) from exc
+        return settle.retry_later(w, "refund", job_try, exc)
     return await _apply(w, row, answer, source_id=f"refund:{refund_no}")
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import structlog
+from arq import Retry
 from sqlalchemy.engine import Row
 
 from channels.base import Channel, HttpRequest, HttpResponse, TradeStatus
@@ -28,6 +30,7 @@ from workers.queue import enqueue_notify
 from workers.reports import payment_report
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def now() -> datetime:
@@ -100,3 +103,15 @@ async def announce(w: WorkerContext, pay_no: str, event_id: str | None) -> None:
     await wakeups.publish(w.redis, pay_no)
     if event_id is not None:
         await enqueue_notify(w.redis, w.queues, event_id)
+
+
+def retry_later(w: WorkerContext, job: str, job_try: int, exc: ChannelError) -> str:
+    """After a failure that may be retried (nothing sent, or an unknown outcome): raise arq's
+    ``Retry`` with exponential back-off, or, when the tries are spent, give the work to the
+    sweeper's checks (which query; an unknown outcome is never failed by guess)."""
+    if job_try >= w.settings.prepay_max_tries:
+        log.warning(f"{job}.left_for_check", code=exc.code, message=exc.message)
+        return "left_for_check"
+    delay = min(w.settings.prepay_retry_base_s * 2 ** (job_try - 1), 300.0)
+    log.warning(f"{job}.retry", code=exc.code, message=exc.message, defer_s=delay)
+    raise Retry(defer=delay) from exc

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from arq import Retry
 from sqlalchemy.engine import Row
 
 from channels.base import Channel, CreatePayout, PayoutState, PayoutStatus
@@ -96,12 +95,7 @@ async def _withdraw(w: WorkerContext, withdrawal_no: str, job_try: int) -> str:
         )
         return await _apply(w, row, refused, source_id=f"payout:{withdrawal_no}")
     except (ChannelRetryable, ChannelUnknownOutcome) as exc:
-        if job_try >= w.settings.prepay_max_tries:
-            log.warning("withdraw.left_for_check", code=exc.code, message=exc.message)
-            return "left_for_check"
-        delay = min(w.settings.prepay_retry_base_s * 2 ** (job_try - 1), 300.0)
-        log.warning("withdraw.retry", code=exc.code, message=exc.message, defer_s=delay)
-        raise Retry(defer=delay) from exc
+        return settle.retry_later(w, "withdraw", job_try, exc)
     return await _apply(w, row, answer, source_id=f"payout:{withdrawal_no}")
 
 
