@@ -83,15 +83,30 @@ def _expect_object(source: Mapping[str, Any], name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """What the payer needs to pay; for ``wechatpay_native`` a QR code URL (``weixin://…``)."""
+    """What the payer needs to pay, one shape per ``type`` (the API reference lists them):
+    ``code_url`` for ``wechatpay_native``; every field of every type in ``fields`` (e.g.
+    ``qr_code`` for ``alipay_qr``, ``pay_url`` for ``alipay_page``, ``client_secret`` for
+    ``stripe_payment_intent``, the ``wx.requestPayment`` parameters for ``wechatpay_jsapi``)."""
 
     type: str
     code_url: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def get(self, name: str) -> str | None:
+        """One field of the credential, e.g. ``credential.get("client_secret")``."""
+        return self.fields.get(name)
 
     @classmethod
     def from_json(cls, source: Mapping[str, Any]) -> Credential:
         """Build from the API's ``credential`` object."""
-        return cls(type=_str(source, "type"), code_url=_optional_str(source, "code_url"))
+        fields = {
+            key: value for key, value in source.items() if key != "type" and isinstance(value, str)
+        }
+        return cls(
+            type=_str(source, "type"),
+            code_url=_optional_str(source, "code_url"),
+            fields=MappingProxyType(fields),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,3 +180,21 @@ def test_refund_event_is_parsed_into_a_refund() -> None:
     assert event.refund.is_final
     assert event.refund.failure is not None and event.refund.failure.code == "NOT_ENOUGH"
     assert event.refund.metadata == {"ticket": "7"}
+
+
+def test_every_credential_field_is_kept() -> None:
+    credential = Credential.from_json(
+        {
+            "type": "stripe_payment_intent",
+            "client_secret": "pi_1_secret_2",
+            "payment_intent_id": "pi_1",
+        }
+    )
+    assert credential.type == "stripe_payment_intent" and credential.code_url is None
+    assert credential.get("client_secret") == "pi_1_secret_2"
+    assert dict(credential.fields) == {
+        "client_secret": "pi_1_secret_2",
+        "payment_intent_id": "pi_1",
+    }
+    alipay = Credential.from_json({"type": "alipay_qr", "qr_code": "https://qr.alipay.com/x"})
+    assert alipay.get("qr_code") == "https://qr.alipay.com/x"
