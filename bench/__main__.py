@@ -1,15 +1,20 @@
 """``python -m bench token``: token issuance against a bare aiohttp handler measured in the
 same run; ``python -m bench token --channel-latency 0.05,2``: the token's latency with a
 worker calling a slow channel; ``python -m bench hot-accounts``: ledger postings to one
-merchant account, per-row balance update vs the hot-account buffer. Run from the repository
-root with payfront's venv."""
+merchant account, per-row balance update vs the hot-account buffer; ``python -m bench
+callbacks|growth|memory``: issue 7's points 4, 5 and 6 (``--quick`` for a 1-2 minute smoke run).
+Run from the repository root with payfront's venv."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from bench.callbacks import CallbackOptions, run_callbacks
 from bench.channel_latency import run_channel_latency
+from bench.growth import GrowthOptions, run_growth
 from bench.hot_accounts import HotOptions, run_hot_accounts
+from bench.memory import MemoryOptions, run_memory
 from bench.session import TokenOptions
 from bench.token_path import run_throughput
 
@@ -125,11 +130,172 @@ def parser() -> argparse.ArgumentParser:
     hot.add_argument(
         "--warmup", type=_positive_floats, default=(1.0,), help="warm-up seconds (default 1)"
     )
+    _add_callbacks(commands)
+    _add_growth(commands)
+    _add_memory(commands)
     return root
+
+
+def _add_memory(commands: Any) -> None:
+    memory = commands.add_parser(
+        "memory",
+        help="gateway and worker RSS, Redis used_memory: idle and with N payments in flight",
+        description="Gateway and worker VmRSS and Redis used_memory: idle; with N payments "
+        "issued through the gateway while the worker is paused (N prepay jobs queued); and "
+        "after the worker made them all awaiting_payment. Writes bench/results/memory-*/.",
+    )
+    memory.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    memory.add_argument(
+        "--payments",
+        type=_positive_int,
+        default=None,
+        help="payments in flight (default 100000; --quick 10000)",
+    )
+    memory.add_argument(
+        "--connections", type=_positive_int, default=32, help="wrk connections (32)"
+    )
+    memory.add_argument(
+        "--drain-limit",
+        type=_positive_int,
+        default=None,
+        help="seconds to wait for the worker to prepay them all (default 120; --quick 30)",
+    )
+    memory.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="wrk when installed (auto), else the async Python generator",
+    )
+    memory.add_argument("--no-pin", action="store_true", help="no CPU pinning")
+    memory.add_argument("--quick", action="store_true", help="10k payments, a short smoke run")
+
+
+def _run_memory(args: argparse.Namespace) -> int:
+    quick = args.quick
+    return run_memory(
+        MemoryOptions(
+            database=args.db,
+            payments=args.payments or (10_000 if quick else 100_000),
+            connections=args.connections,
+            drain_limit_s=args.drain_limit or (30 if quick else 120),
+            pin=not args.no_pin,
+            generator=args.generator,
+        )
+    )
+
+
+def _add_growth(commands: Any) -> None:
+    growth = commands.add_parser(
+        "growth",
+        help="token p99 with 10k, 100k and 1M orders already stored, ratio to the empty run",
+        description="The token path (with an Idempotency-Key per request) measured on an empty "
+        "database, then after bulk-loading orders up to each size, on the same gateway; ratios "
+        "to the empty run and the lookups' query plans. Writes bench/results/growth-*/.",
+    )
+    growth.add_argument("--db", choices=sorted(DATABASES), default="both")
+    growth.add_argument(
+        "--sizes",
+        type=_positive_ints,
+        default=None,
+        metavar="N,N,…",
+        help="orders stored before each step (default 10000,100000,1000000; --quick "
+        "1000,10000,100000)",
+    )
+    growth.add_argument(
+        "--connections", type=_positive_int, default=8, help="closed-loop connections (8)"
+    )
+    growth.add_argument(
+        "--duration", type=_positive_int, default=None, help="seconds per step (10; --quick 3)"
+    )
+    growth.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="wrk when installed (auto), else the async Python generator",
+    )
+    growth.add_argument("--no-pin", action="store_true", help="no CPU pinning")
+    growth.add_argument("--quick", action="store_true", help="a short smoke run (~1-2 min)")
+
+
+def _run_growth(args: argparse.Namespace) -> int:
+    quick = args.quick
+    return run_growth(
+        GrowthOptions(
+            databases=DATABASES[args.db],
+            sizes=args.sizes
+            or ((1_000, 10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)),
+            connections=args.connections,
+            duration_s=args.duration or (3 if quick else 10),
+            warmup_s=1 if quick else 2,
+            generator=args.generator,
+            pin=not args.no_pin,
+        )
+    )
+
+
+def _add_callbacks(commands: Any) -> None:
+    callbacks = commands.add_parser(
+        "callbacks",
+        help="verified, decrypted, applied WeChat Pay callbacks/s into one gateway process",
+        description="Genuinely signed + encrypted TRANSACTION.SUCCESS notifications for "
+        "pre-written awaiting-payment orders, each replayed once by wrk at rising concurrency "
+        "into one gateway process, next to the bare aiohttp handler fed the same requests. "
+        "Checks that the orders paid equal the callbacks sent. Writes bench/results/callbacks-*/.",
+    )
+    callbacks.add_argument("--db", choices=sorted(DATABASES), default="sqlite")
+    callbacks.add_argument(
+        "--connections",
+        type=_positive_ints,
+        default=None,
+        metavar="N,N,…",
+        help="closed-loop connections per step (default 4,16,64; --quick 16,64)",
+    )
+    callbacks.add_argument(
+        "--per-step",
+        type=_positive_int,
+        default=None,
+        help="callbacks (one per order) per step (default 25000; --quick 4000)",
+    )
+    callbacks.add_argument(
+        "--duration",
+        type=_positive_int,
+        default=None,
+        help="a step stops after this many seconds if its callbacks are not all answered "
+        "(default 10; --quick 4)",
+    )
+    callbacks.add_argument("--no-pin", action="store_true", help="no CPU pinning")
+    callbacks.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="py-spy the gateway when the target is missed (auto), always or never",
+    )
+    callbacks.add_argument("--quick", action="store_true", help="a short smoke run (~1-2 min)")
+
+
+def _run_callbacks(args: argparse.Namespace) -> int:
+    quick = args.quick
+    return run_callbacks(
+        CallbackOptions(
+            databases=DATABASES[args.db],
+            connections=args.connections or ((16, 64) if quick else (4, 16, 64)),
+            per_step=args.per_step or (4_000 if quick else 25_000),
+            duration_s=args.duration or (4 if quick else 10),
+            warmup=1_000 if quick else 3_000,
+            pin=not args.no_pin,
+            profile=args.profile,
+        )
+    )
 
 
 def main() -> int:
     args = parser().parse_args()
+    if args.command == "callbacks":
+        return _run_callbacks(args)
+    if args.command == "growth":
+        return _run_growth(args)
+    if args.command == "memory":
+        return _run_memory(args)
     if args.command == "hot-accounts":
         return run_hot_accounts(
             HotOptions(

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.machine import Pinning
 from core import ids
+from core.provision import WechatMerchantKeys
 from core.store.db import Database
 from core.store.migrate import upgrade
 from core.store.tables import pay_orders
@@ -230,6 +231,11 @@ class GatewayStack:
     mchid: str
     gateway_pid: int
     worker_pid: int | None
+    # The WeChat Pay account's keys and the sandbox's state (its platform key), for benches
+    # that play the channel (callbacks).
+    keys: WechatMerchantKeys | None = None
+    sandbox_state_dir: Path | None = None
+    queue_name: str | None = None
 
     @property
     def payments_url(self) -> str:
@@ -244,7 +250,9 @@ class GatewayStack:
         answer.raise_for_status()
 
 
-async def _provision(database_url: str, master_key: str, sandbox_url: str, api_key: str) -> str:
+async def _provision(
+    database_url: str, master_key: str, sandbox_url: str, api_key: str
+) -> WechatMerchantKeys:
     db = Database(database_url)
     try:
         account = await provision_wechat_sandbox_account(
@@ -258,7 +266,7 @@ async def _provision(database_url: str, master_key: str, sandbox_url: str, api_k
         )
     finally:
         await db.dispose()
-    return account.keys.mchid
+    return account.keys
 
 
 @contextlib.contextmanager
@@ -303,7 +311,7 @@ def gateway_stack(
     try:
         processes.start(f"{label}-sandbox", pinning.helper([*payfront, "sandbox"]), env)
         processes.wait_http(f"{label}-sandbox", f"{sandbox_url}/sandbox/health")
-        mchid = asyncio.run(_provision(database_url, master_key, sandbox_url, api_key))
+        keys = asyncio.run(_provision(database_url, master_key, sandbox_url, api_key))
         gateway = processes.start(f"{label}-gateway", pinning.server([*payfront, "gateway"]), env)
         processes.wait_http(f"{label}-gateway", f"{gateway_url}/readyz")
         worker = None
@@ -316,9 +324,12 @@ def gateway_stack(
             gateway_url=gateway_url,
             sandbox_url=sandbox_url,
             api_key=api_key,
-            mchid=mchid,
+            mchid=keys.mchid,
             gateway_pid=gateway.pid,
             worker_pid=None if worker is None else worker.pid,
+            keys=keys,
+            sandbox_state_dir=Path(env["PAYFRONT_SANDBOX_STATE_DIR"]),
+            queue_name=env["PAYFRONT_QUEUE_NAME"],
         )
     finally:
         processes.stop_all()

@@ -86,9 +86,7 @@ async def test_wechat_native_page_shows_qr_and_pay_makes_it_paid(
     assert orjson.loads(body)["data"]["object"]["pay_no"] == payment["pay_no"]
 
 
-async def test_paying_more_than_asked_is_an_anomaly_not_a_payment(
-    stack: Stack, page: Any
-) -> None:
+async def test_paying_more_than_asked_is_an_anomaly_not_a_payment(stack: Stack, page: Any) -> None:
     # (Paying less is a partial payment, refunded by default: tests/integration/test_attempts.)
     from playwright.async_api import expect
 
