@@ -19,7 +19,7 @@ from core.errors import Conflict, NotFound
 from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
 from core.store.db import Database
-from core.store.tables import anomalies, pay_orders, resolutions
+from core.store.tables import anomalies, resolutions
 from core.views import iso
 
 # What a person may record about an anomaly. None of these moves money by itself: a refund
@@ -88,6 +88,7 @@ def _anomaly_object(row: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
         "object": "anomaly",
         "id": str(row.id),
         "pay_no": row.pay_no,
+        "withdrawal_no": row.withdrawal_no,
         "kind": row.kind,
         "source_id": row.source_id,
         "detail": row.detail,
@@ -99,11 +100,7 @@ def _anomaly_object(row: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _scoped(merchant_id: str) -> sa.Select[Any]:
-    return (
-        sa.select(anomalies)
-        .join(pay_orders, pay_orders.c.pay_no == anomalies.c.pay_no)
-        .where(pay_orders.c.merchant_id == merchant_id)
-    )
+    return sa.select(anomalies).where(anomalies.c.merchant_id == merchant_id)
 
 
 def _anomaly_id(value: str) -> int:

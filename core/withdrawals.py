@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import context, ids
+from core.anomalies import record_anomaly
 from core.errors import Conflict, InvalidRequest, NotFound
 from core.events import record_event
 from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
@@ -350,8 +351,27 @@ async def _apply_once(db: Database, report: PayoutReport) -> tuple[PayoutOutcome
             WithdrawalStatus.PROCESSING,
         )
         if wrong_amount or contradicts:
-            # Not applied. The anomalies table hangs off pay orders, so this one is only in
-            # the logs (the caller logs the outcome): a known gap, see docs/wallets.md.
+            # Not applied: recorded for a person (GET /v1/anomalies), once per source.
+            problems = []
+            if wrong_amount:
+                problems.append(f"amount {report.amount_minor} != withdrawal {row.amount_minor}")
+            if contradicts:
+                problems.append(f"channel says {report.status}, withdrawal is {current}")
+            await record_anomaly(
+                conn,
+                None,
+                "payout_mismatch",
+                report.source_id,
+                {
+                    "problems": problems,
+                    "reported_status": report.status,
+                    "reported_amount": report.amount_minor,
+                    "channel_payout_no": report.channel_payout_no,
+                },
+                now,
+                withdrawal_no=row.withdrawal_no,
+                merchant_id=row.merchant_id,
+            )
             return PayoutOutcome.ANOMALY, None
         if current is report.status or (
             current in WITHDRAWAL_TERMINAL and report.status is WithdrawalStatus.PROCESSING

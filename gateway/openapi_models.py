@@ -439,9 +439,19 @@ class Anomaly(BaseModel):
 
     object: Literal["anomaly"]
     id: str
-    pay_no: str
+    pay_no: str | None = Field(description="The payment it is about, if it is about one")
+    withdrawal_no: str | None = Field(description="The withdrawal it is about, if one")
     kind: str = Field(
-        examples=["payment_mismatch", "paid_in_state", "refund_mismatch", "refund_unknown"]
+        examples=[
+            "payment_mismatch",
+            "partial_payment",
+            "late_payment",
+            "duplicate_payment",
+            "paid_in_state",
+            "refund_mismatch",
+            "refund_unknown",
+            "payout_mismatch",
+        ]
     )
     source_id: str = Field(description="The callback's event id, or query:<no>")
     detail: dict[str, Any]

@@ -269,7 +269,8 @@ anomalies = sa.Table(
     "anomalies",
     metadata,
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-    sa.Column("pay_no", sa.String(40), sa.ForeignKey("pay_orders.pay_no"), nullable=False),
+    # What it is about: a pay order (payments, refunds) or a withdrawal (payouts).
+    sa.Column("pay_no", sa.String(40), sa.ForeignKey("pay_orders.pay_no"), nullable=True),
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("source_id", sa.String(64), nullable=False),
     sa.Column("detail", sa.JSON(), nullable=False),
@@ -277,7 +278,15 @@ anomalies = sa.Table(
     # "open" until a person resolves it (core.resolutions keeps who, why and evidence).
     sa.Column("status", sa.String(16), nullable=False, server_default="open"),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    # Whose it is (rows from before migration 0007 are filled from their pay order).
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=True),
+    sa.Column(
+        "withdrawal_no", sa.String(40), sa.ForeignKey("withdrawals.withdrawal_no"), nullable=True
+    ),
     sa.UniqueConstraint("pay_no", "kind", "source_id", name="uq_anomalies_source"),
+    sa.UniqueConstraint(
+        "withdrawal_no", "kind", "source_id", name="uq_anomalies_withdrawal_source"
+    ),
 )
 sa.Index("ix_anomalies_status_created", anomalies.c.status, anomalies.c.created_at)
 

@@ -16,6 +16,7 @@ from core.ledger.balances import account_balance, check_ledger
 from core.ledger.posting import post_event
 from core.merchants import MerchantAuth
 from core.payments import NewPayment, create_payment
+from core.resolutions import list_anomalies
 from core.states import WithdrawalStatus
 from core.store.db import Database
 from core.store.tables import events, outbox, wallet_movements, wallets
@@ -163,6 +164,11 @@ async def test_success_is_applied_once_and_a_failure_credits_the_wallet_back(
     assert await _balance(db, wallet_id) == 70  # the 50 came back
     late = _report(account_id, failing, WithdrawalStatus.SUCCEEDED, "cb-3")
     assert (await withdrawals.apply_payout(db, late))[0] is withdrawals.PayoutOutcome.ANOMALY
+    assert (await withdrawals.apply_payout(db, late))[0] is withdrawals.PayoutOutcome.ANOMALY
+    listed = await list_anomalies(db, merchant.merchant_id)
+    assert [(a["withdrawal_no"], a["kind"], a["status"]) for a in listed] == [
+        (failing, "payout_mismatch", "open")  # recorded once, for a person
+    ]
     assert (await withdrawals.get_withdrawal(db, merchant.merchant_id, failing))[
         "status"
     ] == "failed"

@@ -143,9 +143,37 @@ def upgrade() -> None:
     op.create_index(
         "ix_withdrawals_status_updated", "withdrawals", ["status", "updated_at"], unique=False
     )
+    # Anomalies about withdrawals too, and owned by a merchant directly.
+    with op.batch_alter_table("anomalies", schema=None) as batch_op:
+        batch_op.alter_column("pay_no", existing_type=sa.String(length=40), nullable=True)
+        batch_op.add_column(sa.Column("merchant_id", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("withdrawal_no", sa.String(length=40), nullable=True))
+        batch_op.create_foreign_key(
+            op.f("fk_anomalies_merchant_id_merchants"), "merchants", ["merchant_id"], ["id"]
+        )
+        batch_op.create_foreign_key(
+            op.f("fk_anomalies_withdrawal_no_withdrawals"),
+            "withdrawals",
+            ["withdrawal_no"],
+            ["withdrawal_no"],
+        )
+        batch_op.create_unique_constraint(
+            "uq_anomalies_withdrawal_source", ["withdrawal_no", "kind", "source_id"]
+        )
+    op.execute(
+        "UPDATE anomalies SET merchant_id = (SELECT merchant_id FROM pay_orders"
+        " WHERE pay_orders.pay_no = anomalies.pay_no) WHERE merchant_id IS NULL"
+    )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("anomalies", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_anomalies_withdrawal_source", type_="unique")
+        batch_op.drop_constraint(op.f("fk_anomalies_withdrawal_no_withdrawals"), type_="foreignkey")
+        batch_op.drop_constraint(op.f("fk_anomalies_merchant_id_merchants"), type_="foreignkey")
+        batch_op.drop_column("withdrawal_no")
+        batch_op.drop_column("merchant_id")
+        batch_op.alter_column("pay_no", existing_type=sa.String(length=40), nullable=False)
     op.drop_index("ix_withdrawals_status_updated", table_name="withdrawals")
     op.drop_table("withdrawals")
     op.drop_table("wallet_transfers")
