@@ -22,7 +22,7 @@ from core.payments import PREPAY_JOB, CreatedPayment, channel_account_for
 from core.states import PayStatus, TradeEvent, TradeStatus, next_trade_status
 from core.store.db import Database
 from core.store.tables import outbox, pay_orders, trade_orders
-from core.views import iso, payment_object
+from core.views import AsRow, iso, payment_object
 
 # Attempts that may still be paid at their channel.
 OPEN_ATTEMPT = (
@@ -146,15 +146,10 @@ def _write_attempt(
     conn.execute(
         outbox.insert(), {"kind": PREPAY_JOB, "ref": pay_no, "status": "pending", "created_at": now}
     )
-    body = orjson.dumps(payment_object(_AsRow(pay), trade))
+    body = orjson.dumps(payment_object(AsRow(pay), trade))
     if claim is not None:
         remember(conn, merchant.merchant_id, claim, StoredAnswer(201, body), now)
     return CreatedPayment(201, body, False, pay_no)
-
-
-class _AsRow:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 async def earlier_open_attempts(db: Database, pay: Row[Any]) -> list[Row[Any]]:

@@ -17,7 +17,7 @@ from core.merchants import MerchantAuth
 from core.states import PayStatus, TradeStatus
 from core.store.db import Database
 from core.store.tables import channel_accounts, outbox, pay_orders, trade_orders
-from core.views import payment_object, token_object
+from core.views import AsRow, payment_object, token_object
 from core.wallets import wallet_for
 
 PREPAY_JOB = "prepay"
@@ -190,7 +190,7 @@ def _write_payment(
     conn.execute(
         outbox.insert(), {"kind": PREPAY_JOB, "ref": pay_no, "status": "pending", "created_at": now}
     )
-    body = orjson.dumps(payment_object(_AsRow(pay), _AsRow(trade)))
+    body = orjson.dumps(payment_object(AsRow(pay), AsRow(trade)))
     if claim is not None:
         remember(conn, merchant.merchant_id, claim, StoredAnswer(201, body), now)
     return CreatedPayment(201, body, False, pay_no)
@@ -215,13 +215,6 @@ async def _merchant_order_conflict(
             param="merchant_order_no",
         )
     return Conflict("the payment conflicts with one being created at the same time")
-
-
-class _AsRow:
-    """Lets the view render the values just inserted, as it renders rows read back."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 async def get_payment(db: Database, merchant_id: str, pay_no: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from core.states import (
 from core.store.cas import again_if_stale, compare_and_set
 from core.store.db import Database
 from core.store.tables import outbox, pay_orders, refund_orders, trade_orders
-from core.views import refund_object
+from core.views import AsRow, refund_object
 
 REFUND_JOB = "refund"
 
@@ -170,7 +170,7 @@ def _write_refund(
     )
     conn.execute(refund_orders.insert(), refund)
     conn.execute(outbox.insert(), _owed(str(refund["refund_no"]), now))
-    body = orjson.dumps(refund_object(_AsRow(refund)))
+    body = orjson.dumps(refund_object(AsRow(refund)))
     if claim is not None:
         remember(conn, merchant.merchant_id, claim, StoredAnswer(201, body), now)
     return CreatedRefund(201, body, False, str(refund["refund_no"]))
@@ -250,11 +250,6 @@ async def refund_automatically(
     await conn.execute(refund_orders.insert(), refund)
     await conn.execute(outbox.insert(), _owed(str(refund["refund_no"]), now))
     return str(refund["refund_no"])
-
-
-class _AsRow:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 async def get_refund(db: Database, merchant_id: str, refund_no: str) -> dict[str, Any]:

@@ -8,6 +8,14 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 
+class AsRow:
+    """Values just inserted, read like a row read back: lets a view render an object in the
+    transaction that writes it, without selecting it again."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None

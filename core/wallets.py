@@ -25,7 +25,7 @@ from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_an
 from core.merchants import MerchantAuth
 from core.store.db import Database
 from core.store.tables import wallet_movements, wallet_transfers, wallets
-from core.views import iso
+from core.views import AsRow, iso
 
 RECHARGE = "recharge"
 TRANSFER_IN = "transfer_in"
@@ -246,7 +246,7 @@ async def _write_transfer(
         "created_at": now,
     }
     await conn.execute(wallet_transfers.insert().values(**row))
-    data = transfer_object(_AsRow(row))
+    data = transfer_object(AsRow(row))
     event_id = await record_event(
         conn,
         "transfer.succeeded",
@@ -260,11 +260,6 @@ async def _write_transfer(
     if claim is not None:
         await conn.run_sync(remember, merchant.merchant_id, claim, StoredAnswer(201, body), now)
     return CreatedTransfer(201, body, False, event_id)
-
-
-class _AsRow:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 async def get_wallet(db: Database, merchant_id: str, wallet_id: str) -> dict[str, Any]:

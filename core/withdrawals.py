@@ -36,7 +36,7 @@ from core.states import (
 from core.store.cas import again_if_stale, compare_and_set
 from core.store.db import Database
 from core.store.tables import outbox, wallets, withdrawals
-from core.views import iso
+from core.views import AsRow, iso
 from core.wallets import move
 
 WITHDRAW_JOB = "withdraw"
@@ -181,15 +181,10 @@ async def _write(
             kind=WITHDRAW_JOB, ref=withdrawal_no, status="pending", created_at=now
         )
     )
-    body = orjson.dumps(withdrawal_object(_AsRow(row)))
+    body = orjson.dumps(withdrawal_object(AsRow(row)))
     if claim is not None:
         await conn.run_sync(remember, merchant.merchant_id, claim, StoredAnswer(201, body), now)
     return CreatedWithdrawal(201, body, False, withdrawal_no)
-
-
-class _AsRow:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
 
 
 async def get_withdrawal(db: Database, merchant_id: str, withdrawal_no: str) -> dict[str, Any]:
