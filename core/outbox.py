@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.states import PayStatus, RefundStatus, WithdrawalStatus
 from core.store.db import Database
@@ -16,6 +17,15 @@ from core.store.tables import (
     webhook_deliveries,
     withdrawals,
 )
+
+
+async def mark_done(conn: AsyncConnection, kind: str, ref: str, now: datetime) -> None:
+    """The work of an outbox row is done (in the caller's transaction: the change that did it)."""
+    await conn.execute(
+        outbox.update()
+        .where(outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.status == "pending")
+        .values(status="done", done_at=now)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from core.errors import Conflict, NotFound
 from core.events import record_payment_event
 from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
+from core.outbox import mark_done
 from core.payments import PREPAY_JOB
 from core.states import (
     PAY_WAITING,
@@ -35,7 +36,7 @@ from core.states import (
 )
 from core.store.cas import again_if_stale, compare_and_set
 from core.store.db import Database
-from core.store.tables import outbox, pay_orders, trade_orders
+from core.store.tables import pay_orders, trade_orders
 from core.views import payment_object
 
 # The merchant event each move records (core.receipts names its own for payments that were
@@ -111,7 +112,7 @@ async def transition(
         await _move_trade(conn, pay, move, now)
     if target not in PAY_WAITING:
         # The prepay job's work is done (credential stored, or the order settled otherwise).
-        await _settle_outbox(conn, pay.pay_no, now)
+        await mark_done(conn, PREPAY_JOB, pay.pay_no, now)
     kind = EVENT_FOR_MOVE.get(event) if event_type is _BY_TABLE else event_type
     event_id = None
     if kind is not None:
@@ -150,14 +151,6 @@ async def _move_trade(
     )
 
 
-async def _settle_outbox(conn: AsyncConnection, pay_no: str, now: datetime) -> None:
-    await conn.execute(
-        outbox.update()
-        .where(outbox.c.kind == PREPAY_JOB, outbox.c.ref == pay_no, outbox.c.status == "pending")
-        .values(status="done", done_at=now)
-    )
-
-
 class PrepayStart(enum.Enum):
     FRESH = "fresh"  # we moved pending → prepaying: nothing was sent yet
     RESUMED = "resumed"  # it was already prepaying: an earlier try may have reached the channel
@@ -179,7 +172,7 @@ async def _start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any
         if pay.status == PayStatus.PREPAYING:
             return PrepayStart.RESUMED, pay
         if pay.status != PayStatus.PENDING:
-            await _settle_outbox(conn, pay_no, now)
+            await mark_done(conn, PREPAY_JOB, pay_no, now)
             return PrepayStart.NOTHING_TO_DO, pay
         await transition(conn, pay, PayEvent.START_PREPAY, now)
         fresh = (

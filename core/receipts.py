@@ -114,13 +114,6 @@ async def _apply_once(db: Database, report: PaymentReport) -> tuple[ApplyOutcome
                 ).where(trade_orders.c.trade_no == pay.trade_no)
             )
         ).one()
-        policy = (
-            await conn.execute(
-                sa.select(
-                    merchants.c.partial_payment_policy, merchants.c.late_payment_policy
-                ).where(merchants.c.id == pay.merchant_id)
-            )
-        ).one()
         values: dict[str, Any] = {
             "paid_at": report.paid_at or now,
             "paid_minor": report.amount_minor
@@ -132,10 +125,12 @@ async def _apply_once(db: Database, report: PaymentReport) -> tuple[ApplyOutcome
             if trade.status in (TradeStatus.PAID, TradeStatus.PARTIALLY_PAID):
                 return await _duplicate(conn, pay, report, values, now)
             if pay.status == PayStatus.CLOSED or trade.status == TradeStatus.CLOSED:
+                policy = await _policy(conn, pay.merchant_id)
                 return await _late(conn, pay, report, values, policy.late_payment_policy, now)
             if values["paid_minor"] < pay.amount_minor:
                 # A wallet is credited with what was asked or nothing: a partial recharge
                 # is always refunded.
+                policy = await _policy(conn, pay.merchant_id)
                 keep = policy.partial_payment_policy == "accept" and trade.kind != "recharge"
                 return await _partial(conn, pay, report, values, keep, now)
             moved = await transition(conn, pay, PayEvent.PAYMENT_SUCCEEDED, now, **values)
@@ -147,6 +142,18 @@ async def _apply_once(db: Database, report: PaymentReport) -> tuple[ApplyOutcome
             await _anomaly(conn, pay, "paid_in_state", report, [f"order is {pay.status}"], now)
             return ApplyOutcome.ANOMALY, None
     return ApplyOutcome.APPLIED, moved.event_id
+
+
+async def _policy(conn: AsyncConnection, merchant_id: str) -> Any:
+    """The merchant's policies, read only on the exceptional paths that need them (not for
+    every payment applied)."""
+    return (
+        await conn.execute(
+            sa.select(merchants.c.partial_payment_policy, merchants.c.late_payment_policy).where(
+                merchants.c.id == merchant_id
+            )
+        )
+    ).one()
 
 
 async def _late(

@@ -26,6 +26,7 @@ from core.errors import Conflict, InvalidRequest, NotFound
 from core.events import record_refund_event
 from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
+from core.outbox import mark_done
 from core.states import (
     PAY_RECEIVED,
     REFUND_TERMINAL,
@@ -316,7 +317,7 @@ async def _start_refund(db: Database, refund_no: str) -> tuple[RefundStart, Row[
             return RefundStart.RESUMED, refund
         if refund.status != RefundStatus.PENDING:
             # Accepted (the check job follows it) or finished.
-            await _settle_outbox(conn, refund_no, now)
+            await mark_done(conn, REFUND_JOB, refund_no, now)
             return RefundStart.NOTHING_TO_DO, refund
         await _transition(conn, refund, RefundEvent.SUBMIT, now)
         fresh = await _select(conn, refund_no)
@@ -327,14 +328,6 @@ async def _select(conn: AsyncConnection, refund_no: str) -> Row[Any] | None:
     return (
         await conn.execute(sa.select(refund_orders).where(refund_orders.c.refund_no == refund_no))
     ).first()
-
-
-async def _settle_outbox(conn: AsyncConnection, refund_no: str, now: datetime) -> None:
-    await conn.execute(
-        outbox.update()
-        .where(outbox.c.kind == REFUND_JOB, outbox.c.ref == refund_no, outbox.c.status == "pending")
-        .values(status="done", done_at=now)
-    )
 
 
 async def _transition(
@@ -361,7 +354,7 @@ async def _transition(
             .values(refunded_minor=pay_orders.c.refunded_minor - refund.amount_minor)
         )
     if target is not RefundStatus.SUBMITTING:
-        await _settle_outbox(conn, refund.refund_no, now)
+        await mark_done(conn, REFUND_JOB, refund.refund_no, now)
     event_type = EVENT_FOR_STATUS.get(target)
     if event_type is None:
         return None

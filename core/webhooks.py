@@ -11,10 +11,10 @@ import orjson
 import sqlalchemy as sa
 
 from core.events import NOTIFY_JOB
+from core.outbox import mark_done
 from core.store.db import Database
 from core.store.tables import (
     events,
-    outbox,
     pay_orders,
     webhook_attempts,
     webhook_deliveries,
@@ -83,11 +83,7 @@ async def fan_out(db: Database, event_id: str) -> list[int]:
                         updated_at=now,
                     )
                 )
-        await conn.execute(
-            outbox.update()
-            .where(outbox.c.kind == NOTIFY_JOB, outbox.c.ref == event_id)
-            .values(status="done", done_at=now)
-        )
+        await mark_done(conn, NOTIFY_JOB, event_id, now)
         delivery_ids = (
             (
                 await conn.execute(

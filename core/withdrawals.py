@@ -26,6 +26,7 @@ from core.errors import Conflict, InvalidRequest, NotFound
 from core.events import record_event
 from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
+from core.outbox import mark_done
 from core.states import (
     WITHDRAWAL_TERMINAL,
     IllegalTransition,
@@ -236,23 +237,11 @@ async def _start(db: Database, withdrawal_no: str) -> tuple[WithdrawalStart, Row
         if row.status == WithdrawalStatus.SUBMITTING:
             return WithdrawalStart.RESUMED, row
         if row.status != WithdrawalStatus.PENDING:
-            await _settle_outbox(conn, withdrawal_no, now)
+            await mark_done(conn, WITHDRAW_JOB, withdrawal_no, now)
             return WithdrawalStart.NOTHING_TO_DO, row
         await _transition(conn, row, WithdrawalEvent.SUBMIT, now)
         fresh = await _select(conn, withdrawal_no)
     return WithdrawalStart.FRESH, fresh
-
-
-async def _settle_outbox(conn: AsyncConnection, withdrawal_no: str, now: datetime) -> None:
-    await conn.execute(
-        outbox.update()
-        .where(
-            outbox.c.kind == WITHDRAW_JOB,
-            outbox.c.ref == withdrawal_no,
-            outbox.c.status == "pending",
-        )
-        .values(status="done", done_at=now)
-    )
 
 
 async def _transition(
@@ -275,7 +264,7 @@ async def _transition(
     if target is WithdrawalStatus.FAILED:
         await move(conn, row.wallet_id, WITHDRAW_RETURN, row.withdrawal_no, row.amount_minor, now)
     if target is not WithdrawalStatus.SUBMITTING:
-        await _settle_outbox(conn, row.withdrawal_no, now)
+        await mark_done(conn, WITHDRAW_JOB, row.withdrawal_no, now)
     event_type = EVENT_FOR_STATUS.get(target)
     if event_type is None:
         return None
