@@ -1,5 +1,5 @@
 """Merchant API: the balance (pending and available per currency) and the settlement view
-of one day."""
+of one day (what it collected, refunded and paid in fees, and whether it is settled)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from aiohttp import web
 from core.errors import InvalidRequest
 from core.ledger.balances import merchant_balances
 from core.ledger.settlement import settlement_for_day
+from core.ledger.terms import SettlementTerms
 from core.ledger.views import balance_object, settlement_object
-from gateway.routes_payments import STATE, json_response, merchant_of
+from gateway.routes_payments import json_response, merchant_of
 
 routes = web.RouteTableDef()
 
@@ -25,16 +26,14 @@ EARLIEST, LATEST = date(2000, 1, 1), date(9998, 12, 31)
 
 @routes.get("/v1/balance")
 async def balance(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     balances = await merchant_balances(state.db, merchant.merchant_id, merchant.livemode)
     return json_response(200, orjson.dumps(balance_object(balances, livemode=merchant.livemode)))
 
 
 @routes.get("/v1/settlements")
 async def settlement(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     day = _day(request.query.get("date", ""))
     currency = request.query.get("currency", "")
     if not _CURRENCY.match(currency):
@@ -44,7 +43,12 @@ async def settlement(request: web.Request) -> web.Response:
             param="currency",
         )
     view = await settlement_for_day(
-        state.db, merchant.merchant_id, merchant.livemode, day, currency
+        state.db,
+        merchant.merchant_id,
+        merchant.livemode,
+        day,
+        currency,
+        terms=SettlementTerms.from_settings(state.settings),
     )
     return json_response(200, orjson.dumps(settlement_object(view)))
 

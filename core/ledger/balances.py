@@ -27,9 +27,14 @@ def _unfolded(account_id: sa.ColumnElement[str]) -> sa.ScalarSelect[int]:
     )
 
 
-# One statement, so stored balance and buffer come from one snapshot (a fold committing in
-# between can neither hide a posting nor count it twice).
-_CURRENT = (ledger_accounts.c.balance_minor + _unfolded(ledger_accounts.c.id)).label("balance")
+def current_balance() -> sa.ColumnElement[int]:
+    """An account's balance now: stored balance plus its unfolded hot postings. Read it in
+    one statement, so stored balance and buffer come from one snapshot (a fold committing in
+    between can neither hide a posting nor count it twice)."""
+    return ledger_accounts.c.balance_minor + _unfolded(ledger_accounts.c.id)
+
+
+_CURRENT = current_balance().label("balance")
 
 
 async def account_balance(db: Database, account_id: str) -> int:

@@ -13,6 +13,7 @@ from core.ledger.accounts import (
     Side,
     channel_clearing,
     channel_fees,
+    merchant_available,
     merchant_pending,
     wallet,
 )
@@ -22,6 +23,7 @@ REFUND_SUCCEEDED = "refund.succeeded"
 RECHARGE_SUCCEEDED = "recharge.succeeded"
 TRANSFER_SUCCEEDED = "transfer.succeeded"
 WITHDRAWAL_SUCCEEDED = "withdrawal.succeeded"
+SETTLEMENT = "settlement"
 
 
 class Role(enum.StrEnum):
@@ -32,6 +34,7 @@ class Role(enum.StrEnum):
     NET = "net"  # what the channel moves: gross less fee, or refund less fee returned
     REFUND = "refund"  # the amount given back to the shopper
     FEE_REFUND = "fee_refund"  # the part of the fee the channel returns on a refund
+    SETTLEMENT = "settlement"  # a day's net pending funds moved to available (or back)
 
 
 class UnbalancedEntry(ValueError):
@@ -147,20 +150,25 @@ def refund_entry(
     refund_minor: int,
     fee_returned_minor: int,
     effective_at: datetime,
+    from_available: bool = False,
 ) -> EntryPlan:
     """``refund.succeeded``: the payment's entry in reverse for the refunded amount; the fee
-    the channel returns (if any) goes back to the merchant, who bore it."""
+    the channel returns (if any) goes back to the merchant, who bore it. A refund of a
+    payment whose day is already settled (``from_available``) comes out of the merchant's
+    available account, where that payment's money went, instead of pending."""
     if refund_minor <= 0 or not 0 <= fee_returned_minor <= refund_minor:
         raise ValueError(f"refund {refund_minor} with fee returned {fee_returned_minor}")
     clearing = channel_clearing(channel_account_id, currency, livemode)
     fees = channel_fees(channel_account_id, currency, livemode)
-    pending = merchant_pending(merchant_id, currency, livemode)
+    merchant = (merchant_available if from_available else merchant_pending)(
+        merchant_id, currency, livemode
+    )
     lines = _lines(
-        (pending, Side.DEBIT, refund_minor, Role.REFUND),
+        (merchant, Side.DEBIT, refund_minor, Role.REFUND),
         (clearing, Side.CREDIT, refund_minor - fee_returned_minor, Role.NET),
         (fees, Side.CREDIT, fee_returned_minor, Role.FEE_REFUND),
         (fees, Side.DEBIT, fee_returned_minor, Role.FEE_REFUND),
-        (pending, Side.CREDIT, fee_returned_minor, Role.FEE_REFUND),
+        (merchant, Side.CREDIT, fee_returned_minor, Role.FEE_REFUND),
     )
     return EntryPlan(
         source_event_id=event_id,
@@ -275,6 +283,39 @@ def withdrawal_entry(
     return EntryPlan(
         source_event_id=event_id,
         event_type=WITHDRAWAL_SUCCEEDED,
+        merchant_id=merchant_id,
+        pay_no=None,
+        refund_no=None,
+        currency=currency,
+        livemode=livemode,
+        effective_at=effective_at,
+        lines=lines,
+    )
+
+
+def settlement_entry(
+    *,
+    key: str,
+    merchant_id: str,
+    currency: str,
+    livemode: bool,
+    amount_minor: int,
+    effective_at: datetime,
+) -> EntryPlan:
+    """A settlement: ``amount_minor`` of the merchant's pending funds become available; a
+    negative amount (refunds and fees exceeded what was collected) moves back the other way."""
+    if amount_minor == 0:
+        raise ValueError("a settlement moves a non-zero amount")
+    pending = merchant_pending(merchant_id, currency, livemode)
+    available = merchant_available(merchant_id, currency, livemode)
+    source, target = (pending, available) if amount_minor > 0 else (available, pending)
+    lines = _lines(
+        (source, Side.DEBIT, abs(amount_minor), Role.SETTLEMENT),
+        (target, Side.CREDIT, abs(amount_minor), Role.SETTLEMENT),
+    )
+    return EntryPlan(
+        source_event_id=key,
+        event_type=SETTLEMENT,
         merchant_id=merchant_id,
         pay_no=None,
         refund_no=None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from core.ledger.accounts import AccountKind, Side, ensure_accounts
 from core.ledger.entries import (
     PAYMENT_SUCCEEDED,
     REFUND_SUCCEEDED,
+    SETTLEMENT,
     TRANSFER_SUCCEEDED,
     WITHDRAWAL_SUCCEEDED,
     EntryPlan,
@@ -28,6 +29,7 @@ from core.ledger.entries import (
     withdrawal_entry,
 )
 from core.ledger.fees import FeeRate, payment_fee, refund_fee_returned
+from core.ledger.terms import day_of, day_of_key, key_range
 from core.states import RefundStatus
 from core.store.db import Database
 from core.store.tables import (
@@ -275,8 +277,11 @@ def _refund_plan(conn: sa.Connection, event: Any) -> EntryPlan:
     if refund is None:
         raise MissingSource(f"event {event.id}: no refund {event.refund_no}")
     pay = conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == refund.pay_no)).one()
-    fee_minor = _payment_fee_posted(conn, refund.pay_no)
+    fee_minor, paid_at = _payment_fee_posted(conn, refund.pay_no)
     succeeded_at = refund.succeeded_at or event.created_at
+    # Once the payment's day is settled its money is in available: the refund comes out of
+    # there (docs/ledger.md, "Refunds after settlement").
+    settled = settled_through(conn, refund.merchant_id, refund.currency, refund.livemode)
     return refund_entry(
         event_id=event.id,
         merchant_id=refund.merchant_id,
@@ -294,12 +299,30 @@ def _refund_plan(conn: sa.Connection, event: Any) -> EntryPlan:
             refund_minor=refund.amount_minor,
         ),
         effective_at=succeeded_at,
+        from_available=settled is not None and day_of(paid_at) <= settled,
     )
 
 
-def _payment_fee_posted(conn: sa.Connection, pay_no: str) -> int:
-    """The fee the payment's entry charged (posting that entry first if it is still owed:
-    its rate may have changed since, and the refund must return part of the fee charged)."""
+def settled_through(
+    conn: sa.Connection, merchant_id: str, currency: str, livemode: bool
+) -> date | None:
+    """The latest day of the merchant's (currency, mode) that has been settled, if any: days
+    are settled in order, so every day up to it has been too."""
+    lowest, highest = key_range(merchant_id, currency, livemode)
+    key = conn.execute(
+        # The greatest key in the account's range of the unique index: one short scan.
+        sa.select(sa.func.max(ledger_entries.c.source_event_id)).where(
+            ledger_entries.c.source_event_id.between(lowest, highest),
+            ledger_entries.c.event_type == SETTLEMENT,
+        )
+    ).scalar()
+    return day_of_key(key) if key else None
+
+
+def _payment_fee_posted(conn: sa.Connection, pay_no: str) -> tuple[int, datetime]:
+    """The fee the payment's entry charged and when it took effect (posting that entry first
+    if it is still owed: its rate may have changed since, and the refund must return part of
+    the fee charged)."""
     entry_id = conn.execute(
         sa.select(ledger_entries.c.id).where(
             ledger_entries.c.pay_no == pay_no, ledger_entries.c.event_type == PAYMENT_SUCCEEDED
@@ -324,7 +347,10 @@ def _payment_fee_posted(conn: sa.Connection, pay_no: str) -> int:
             ledger_accounts.c.kind == AccountKind.CHANNEL_FEES.value,
         )
     ).scalar_one()
-    return int(fee)
+    effective_at = conn.execute(
+        sa.select(ledger_entries.c.effective_at).where(ledger_entries.c.id == entry_id)
+    ).scalar_one()
+    return int(fee), effective_at
 
 
 def _refunded_before(conn: sa.Connection, refund: Any, succeeded_at: datetime) -> int:

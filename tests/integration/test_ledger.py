@@ -6,177 +6,19 @@ through the sandbox is in test_ledger_api.py."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from core import ids
 from core.events import POST_ENTRY_JOB
 from core.ledger import hot
-from core.ledger.accounts import channel_clearing, channel_fees, merchant_pending, set_merchant_hot
+from core.ledger.accounts import set_merchant_hot
 from core.ledger.balances import account_balance, balance_from_lines, check_ledger
 from core.ledger.posting import Posted, post_event
 from core.ledger.settlement import SETTLEMENT_TZ, settlement_for_day
-from core.merchants import create_merchant
-from core.provision import set_channel_fee_rate
 from core.store.db import Database
-from core.store.tables import (
-    channel_accounts,
-    events,
-    ledger_entries,
-    ledger_lines,
-    outbox,
-    pay_orders,
-    refund_orders,
-    trade_orders,
-)
-
-NOON = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)  # 12:00 in Beijing
-
-
-@dataclass
-class Books:
-    """A merchant with one channel account, and orders and events written straight in."""
-
-    db: Database
-    merchant_id: str
-    account_id: str
-    channel: str
-
-    @classmethod
-    async def open(
-        cls,
-        db: Database,
-        *,
-        channel: str = "wechatpay",
-        fee_rate_bps: int = 60,
-        fee_fixed_minor: int = 0,
-    ) -> Books:
-        merchant_id = await create_merchant(db, "Ledger shop")
-        account_id = f"{channel[:2]}_{merchant_id[-6:]}"
-        async with db.begin() as conn:
-            await conn.execute(
-                channel_accounts.insert().values(
-                    id=account_id,
-                    merchant_id=merchant_id,
-                    channel=channel,
-                    credentials_enc="unused",
-                    enabled=True,
-                    created_at=NOON,
-                )
-            )
-        await set_channel_fee_rate(
-            db, account_id, fee_rate_bps=fee_rate_bps, fee_fixed_minor=fee_fixed_minor
-        )
-        return cls(db, merchant_id, account_id, channel)
-
-    async def paid(self, amount: int, *, at: datetime = NOON, currency: str = "CNY") -> str:
-        """A paid order and its payment.succeeded event (with the outbox row it owes)."""
-        pay_no, trade_no = ids.new_pay_no(), ids.new_trade_no()
-        async with self.db.begin() as conn:
-            await conn.execute(
-                trade_orders.insert().values(
-                    trade_no=trade_no,
-                    merchant_id=self.merchant_id,
-                    merchant_order_no=trade_no,
-                    amount_minor=amount,
-                    currency=currency,
-                    description="tea",
-                    metadata={},
-                    status="paid",
-                    version=1,
-                    created_at=at,
-                    updated_at=at,
-                )
-            )
-            await conn.execute(
-                pay_orders.insert().values(
-                    pay_no=pay_no,
-                    trade_no=trade_no,
-                    merchant_id=self.merchant_id,
-                    channel_account_id=self.account_id,
-                    channel=self.channel,
-                    method="native",
-                    amount_minor=amount,
-                    currency=currency,
-                    description="tea",
-                    token=ids.new_token(),
-                    status="paid",
-                    version=3,
-                    livemode=False,
-                    expires_at=at + timedelta(hours=2),
-                    paid_at=at,
-                    created_at=at,
-                    updated_at=at,
-                )
-            )
-        return await self.event("payment.succeeded", pay_no=pay_no, at=at)
-
-    async def refunded(self, event_id: str, amount: int, *, at: datetime = NOON) -> str:
-        """A succeeded refund of the payment of ``event_id``, and its refund.succeeded event."""
-        async with self.db.read() as conn:
-            pay = (
-                await conn.execute(
-                    sa.select(pay_orders)
-                    .join(events, events.c.pay_no == pay_orders.c.pay_no)
-                    .where(events.c.id == event_id)
-                )
-            ).one()
-        refund_no = ids.new_refund_no()
-        async with self.db.begin() as conn:
-            await conn.execute(
-                refund_orders.insert().values(
-                    refund_no=refund_no,
-                    pay_no=pay.pay_no,
-                    trade_no=pay.trade_no,
-                    merchant_id=self.merchant_id,
-                    channel_account_id=self.account_id,
-                    channel=self.channel,
-                    amount_minor=amount,
-                    currency=pay.currency,
-                    metadata={},
-                    status="succeeded",
-                    version=4,
-                    livemode=False,
-                    succeeded_at=at,
-                    created_at=at,
-                    updated_at=at,
-                )
-            )
-        return await self.event("refund.succeeded", pay_no=pay.pay_no, refund_no=refund_no, at=at)
-
-    async def event(
-        self, event_type: str, *, pay_no: str, refund_no: str | None = None, at: datetime = NOON
-    ) -> str:
-        event_id = ids.new_event_id()
-        async with self.db.begin() as conn:
-            await conn.execute(
-                events.insert().values(
-                    id=event_id,
-                    merchant_id=self.merchant_id,
-                    type=event_type,
-                    pay_no=pay_no,
-                    refund_no=refund_no,
-                    payload={},
-                    created_at=at,
-                )
-            )
-            await conn.execute(
-                outbox.insert().values(
-                    kind=POST_ENTRY_JOB, ref=event_id, status="pending", created_at=at
-                )
-            )
-        return event_id
-
-    def pending(self, currency: str = "CNY") -> str:
-        return merchant_pending(self.merchant_id, currency, False).id
-
-    def clearing(self, currency: str = "CNY") -> str:
-        return channel_clearing(self.account_id, currency, False).id
-
-    def fees(self, currency: str = "CNY") -> str:
-        return channel_fees(self.account_id, currency, False).id
+from core.store.tables import events, ledger_entries, ledger_lines, outbox
+from tests.integration.ledger_books import NOON, Books
 
 
 async def entries_of(db: Database, event_id: str) -> list[sa.Row[tuple[str, str, int, str]]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-import jsonschema_rs
 import sqlalchemy as sa
 
 from core.ledger.accounts import merchant_pending
@@ -15,62 +14,18 @@ from core.ledger.balances import account_balance, balance_from_lines, check_ledg
 from core.ledger.posting import Posted, post_event
 from core.ledger.settlement import SETTLEMENT_TZ
 from core.provision import set_channel_fee_rate
-from core.store.tables import events, ledger_entries, outbox
+from core.store.tables import events, outbox
 from gateway.openapi import build_spec
 from sdk import AsyncPayfrontClient
 from tests.conftest import Stack
-
-
-async def _entries_for(stack: Stack, pay_no: str) -> list[sa.Row[tuple[str, int, int]]]:
-    async with stack.db.read() as conn:
-        return list(
-            (
-                await conn.execute(
-                    sa.select(
-                        ledger_entries.c.source_event_id,
-                        ledger_entries.c.debits_minor,
-                        ledger_entries.c.credits_minor,
-                    ).where(ledger_entries.c.pay_no == pay_no)
-                )
-            ).all()
-        )
-
-
-async def _paid(stack: Stack, amount: int) -> str:
-    created = await stack.create_payment(amount=amount)
-    assert created.status_code == 201, created.text
-    pay_no = str(created.json()["pay_no"])
-    await stack.token(created.json()["token"], wait=5)
-    answer = await stack.shopper_pays(pay_no)
-    assert answer.status_code == 200, answer.text
-    await stack.wait_status(pay_no, "paid")
-    return pay_no
-
-
-async def _wait_entry(
-    stack: Stack, pay_no: str, timeout: float = 5
-) -> list[sa.Row[tuple[str, int, int]]]:
-    async with asyncio.timeout(timeout):
-        while not (found := await _entries_for(stack, pay_no)):
-            await asyncio.sleep(0.05)
-    return found
-
-
-def _validate(spec: dict[str, object], path: str, status: int, body: object) -> None:
-    operation = spec["paths"][path]["get"]  # type: ignore[index]
-    schema = {
-        **operation["responses"][str(status)]["content"]["application/json"]["schema"],
-        "components": {"schemas": spec["components"]["schemas"]},  # type: ignore[index]
-    }
-    errors = [e.message for e in jsonschema_rs.Draft202012Validator(schema).iter_errors(body)]
-    assert not errors, (path, status, body, errors)
+from tests.integration.ledger_books import entries_for, paid, validate, wait_entry
 
 
 async def test_a_paid_order_gets_one_balanced_entry_and_shows_in_the_balance(stack: Stack) -> None:
     # The stack's merchant is mch_test, with one WeChat Pay account, wx_test.
     await set_channel_fee_rate(stack.db, "wx_test", fee_rate_bps=60)
-    pay_no = await _paid(stack, 10_000)
-    (entry,) = await _wait_entry(stack, pay_no)
+    pay_no = await paid(stack, 10_000)
+    (entry,) = await wait_entry(stack, pay_no)
     assert entry.debits_minor == entry.credits_minor == 10_060
     async with stack.db.read() as conn:
         event_id = (
@@ -90,7 +45,7 @@ async def test_a_paid_order_gets_one_balanced_entry_and_shows_in_the_balance(sta
     assert entry.source_event_id == event_id and owed == "done"
     # The job again (a redelivery): no second entry.
     assert await post_event(stack.db, event_id) is Posted.ALREADY_POSTED
-    assert len(await _entries_for(stack, pay_no)) == 1
+    assert len(await entries_for(stack, pay_no)) == 1
     pending = merchant_pending("mch_test", "CNY", False).id
     assert await account_balance(stack.db, pending) == 9_940
     assert await balance_from_lines(stack.db, pending) == 9_940
@@ -99,7 +54,7 @@ async def test_a_paid_order_gets_one_balanced_entry_and_shows_in_the_balance(sta
     spec = build_spec(stack.settings)
     answer = await stack.http.get(f"{stack.gateway_url}/v1/balance", headers=stack.auth())
     assert answer.status_code == 200, answer.text
-    _validate(spec, "/v1/balance", 200, answer.json())
+    validate(spec, "/v1/balance", 200, answer.json())
     assert answer.json()["pending"] == [{"currency": "CNY", "amount": 9_940}]
     assert answer.json()["available"] == [{"currency": "CNY", "amount": 0}]
 
@@ -109,7 +64,7 @@ async def test_a_paid_order_gets_one_balanced_entry_and_shows_in_the_balance(sta
         settlements, params={"date": day.isoformat(), "currency": "CNY"}, headers=stack.auth()
     )
     assert answer.status_code == 200, answer.text
-    _validate(spec, "/v1/settlements", 200, answer.json())
+    validate(spec, "/v1/settlements", 200, answer.json())
     view = answer.json()
     assert (view["collected"], view["fees"], view["payable"]) == (10_000, 60, 9_940)
     assert view["payment_count"] == 1 and view["refund_count"] == 0
@@ -124,11 +79,11 @@ async def test_a_paid_order_gets_one_balanced_entry_and_shows_in_the_balance(sta
     ):
         refused = await stack.http.get(settlements, params=params, headers=stack.auth())
         assert refused.status_code == 400, (params, refused.text)
-        _validate(spec, "/v1/settlements", 400, refused.json())
+        validate(spec, "/v1/settlements", 400, refused.json())
         assert refused.json()["error"]["code"] == "parameter_invalid"
     unauthenticated = await stack.http.get(f"{stack.gateway_url}/v1/balance")
     assert unauthenticated.status_code == 401
-    _validate(spec, "/v1/balance", 401, unauthenticated.json())
+    validate(spec, "/v1/balance", 401, unauthenticated.json())
 
     async with AsyncPayfrontClient(stack.api_key, base_url=stack.gateway_url) as client:
         balance = await client.get_balance()
@@ -138,9 +93,9 @@ async def test_a_paid_order_gets_one_balanced_entry_and_shows_in_the_balance(sta
 
 
 async def test_many_payments_each_get_exactly_one_entry(stack: Stack) -> None:
-    pay_nos = await asyncio.gather(*(_paid(stack, 100 + i) for i in range(8)))
+    pay_nos = await asyncio.gather(*(paid(stack, 100 + i) for i in range(8)))
     for pay_no in pay_nos:
-        assert len(await _wait_entry(stack, pay_no)) == 1
+        assert len(await wait_entry(stack, pay_no)) == 1
     pending = merchant_pending("mch_test", "CNY", False).id
     assert await account_balance(stack.db, pending) == sum(100 + i for i in range(8))
     check = await check_ledger(stack.db)
