@@ -11,6 +11,7 @@ from aiohttp import web
 from mock_channels import wechatpay_aftersale as aftersale
 from mock_channels.common import BodyParser, error_middleware, utc_now
 from mock_channels.faults import FaultPlan
+from mock_channels.statement_edits import StatementEdit
 from mock_channels.wechatpay_errors import ApiError, json_response
 from mock_channels.wechatpay_models import PayOrder, RefundMode, RegisterMerchant, SettleRefund
 from mock_channels.wechatpay_payouts import (
@@ -149,6 +150,23 @@ async def delete_faults(request: web.Request) -> web.Response:
     return json_response(204, None)
 
 
+async def put_statement_edit(request: web.Request) -> web.Response:
+    """Change (or leave out) one order's or refund's line on the merchant's trade bills."""
+    edit = await _parse(request, StatementEdit)
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    mchid, number = request.match_info["mchid"], request.match_info["number"]
+    if mchid not in sandbox.merchants:
+        raise ApiError(404, "MCH_NOT_EXISTS", "no such merchant")
+    sandbox.statement_edits.set(mchid, number, edit)
+    return json_response(200, {"mchid": mchid, "number": number, **edit.model_dump()})
+
+
+async def delete_statement_edit(request: web.Request) -> web.Response:
+    sandbox = request.config_dict[WECHATPAY_SANDBOX]
+    sandbox.statement_edits.clear(request.match_info["mchid"], request.match_info["number"])
+    return json_response(204, None)
+
+
 def build_admin_app() -> web.Application:
     app = web.Application(middlewares=[admin_errors])
     app.router.add_post("/merchants", register_merchant)
@@ -165,4 +183,6 @@ def build_admin_app() -> web.Application:
     app.router.add_get("/faults/{mchid}", get_faults)
     app.router.add_put("/faults/{mchid}", put_faults)
     app.router.add_delete("/faults/{mchid}", delete_faults)
+    app.router.add_put("/statement-edits/{mchid}/{number}", put_statement_edit)
+    app.router.add_delete("/statement-edits/{mchid}/{number}", delete_statement_edit)
     return app

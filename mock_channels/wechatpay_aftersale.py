@@ -68,7 +68,8 @@ def tradebill(
     refunds = [
         refund for (mchid, _), refund in sandbox.refunds.by_key.items() if mchid == merchant.mchid
     ]
-    raw = render_tradebill(merchant, orders, refunds, day, bill_type)
+    edits = sandbox.statement_edits.of(merchant.mchid)
+    raw = render_tradebill(merchant, orders, refunds, day, bill_type, edits)
     if raw is None:
         raise ApiError(400, "NO_STATEMENT_EXIST", "账单文件不存在")
     return sandbox.bills.offer(merchant.mchid, raw, gzipped=tar_type == "GZIP", base_url=base_url)

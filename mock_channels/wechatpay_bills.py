@@ -17,10 +17,11 @@ import gzip
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from mock_channels.statement_edits import StatementEdit
 from mock_channels.wechatpay_errors import ApiError
 from mock_channels.wechatpay_refunds import Refund, RefundStatus
 from mock_channels.wechatpay_state import BEIJING, PAID_STATES, Merchant, Order
@@ -66,10 +67,18 @@ class _Totals:
     applied: int = 0
 
 
-def _payment_row(order: Order, rate: Decimal) -> tuple[list[str], _Totals]:
+_NO_EDIT = StatementEdit()
+
+
+def _payment_row(
+    order: Order, rate: Decimal, edit: StatementEdit = _NO_EDIT
+) -> tuple[list[str], _Totals]:
     assert order.success_time is not None
     paid = order.total if order.paid_total is None else order.paid_total
-    fee = fee_fen(paid, rate)
+    total = order.total
+    if edit.amount is not None:  # a sandbox edit: the bill shows another amount
+        paid = total = edit.amount
+    fee = fee_fen(paid, rate) if edit.fee is None else edit.fee
     cells = [
         order.success_time.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
         order.appid,
@@ -95,16 +104,19 @@ def _payment_row(order: Order, rate: Decimal) -> tuple[list[str], _Totals]:
         order.attach or "",
         fee_text(fee),
         f"{rate * 100:.2f}%",
-        yuan(order.total),
+        yuan(total),
         "0.00",
         "",
     ]
-    return cells, _Totals(1, paid, 0, fee, order.total, 0)
+    return cells, _Totals(1, paid, 0, fee, total, 0)
 
 
-def _refund_row(refund: Refund, rate: Decimal) -> tuple[list[str], _Totals]:
+def _refund_row(
+    refund: Refund, rate: Decimal, edit: StatementEdit = _NO_EDIT
+) -> tuple[list[str], _Totals]:
     order = refund.order
-    fee = -fee_fen(refund.refund, rate)
+    amount = refund.refund if edit.amount is None else edit.amount
+    fee = -(fee_fen(amount, rate) if edit.fee is None else edit.fee)
     cells = [
         refund.created_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
         order.appid,
@@ -122,19 +134,19 @@ def _refund_row(refund: Refund, rate: Decimal) -> tuple[list[str], _Totals]:
         "0.00",
         refund.refund_id,
         refund.out_refund_no,
-        yuan(refund.refund),
+        yuan(amount),
         "0.00",
         "ORIGINAL",
-        refund.status.value,
+        edit.status or refund.status.value,
         str(order.params.get("description", "")),
         order.attach or "",
         fee_text(fee),
         f"{rate * 100:.2f}%",
         "0.00",
-        yuan(refund.refund),
+        yuan(amount),
         "",
     ]
-    return cells, _Totals(1, 0, refund.refund, fee, 0, refund.refund)
+    return cells, _Totals(1, 0, amount, fee, 0, amount)
 
 
 def render_tradebill(
@@ -143,8 +155,11 @@ def render_tradebill(
     refunds: Sequence[Refund],
     day: dt.date,
     bill_type: str,
+    edits: Mapping[str, StatementEdit] | None = None,
 ) -> bytes | None:
-    """The bill file of ``day`` for ``merchant``; None when it would have no row."""
+    """The bill file of ``day`` for ``merchant``; None when it would have no row. ``edits``
+    (sandbox-only, by out_trade_no / out_refund_no) leave lines out or change them."""
+    edits = edits or {}
 
     def on_day(moment: dt.datetime | None) -> bool:
         return moment is not None and moment.astimezone(BEIJING).date() == day
@@ -152,13 +167,16 @@ def render_tradebill(
     rows: list[tuple[dt.datetime, list[str], _Totals]] = []
     if bill_type in ("ALL", "SUCCESS"):
         for order in orders:
-            if order.trade_state in PAID_STATES and on_day(order.success_time):
+            edit = edits.get(order.out_trade_no, _NO_EDIT)
+            if order.trade_state in PAID_STATES and on_day(order.success_time) and not edit.omit:
                 assert order.success_time is not None
-                rows.append((order.success_time, *_payment_row(order, merchant.fee_rate)))
+                rows.append((order.success_time, *_payment_row(order, merchant.fee_rate, edit)))
     if bill_type in ("ALL", "REFUND"):
         for refund in refunds:
-            if refund.status is not RefundStatus.CLOSED and on_day(refund.created_at):
-                rows.append((refund.created_at, *_refund_row(refund, merchant.fee_rate)))
+            edit = edits.get(refund.out_refund_no, _NO_EDIT)
+            billed = refund.status is not RefundStatus.CLOSED and on_day(refund.created_at)
+            if billed and not edit.omit:
+                rows.append((refund.created_at, *_refund_row(refund, merchant.fee_rate, edit)))
     if not rows:
         return None
     rows.sort(key=lambda row: row[0])

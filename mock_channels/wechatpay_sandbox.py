@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from mock_channels.common import SandboxCore
 from mock_channels.config import SandboxConfig
+from mock_channels.statement_edits import StatementEdits
 from mock_channels.wechatpay_auth import check_payment_params
 from mock_channels.wechatpay_bills import BillDesk
 from mock_channels.wechatpay_crypto import (
@@ -99,6 +100,8 @@ class WeChatPaySandbox(SandboxCore):
         self.orders = OrderBook()
         self.refunds = RefundDesk(time_scale=config.time_scale, notify=self._notify_refund)
         self.bills = BillDesk()
+        # Sandbox-only edits of the trade bills it serves (mock_channels.statement_edits).
+        self.statement_edits = StatementEdits()
         self.transfers = TransferDesk(time_scale=config.time_scale, notify=self._notify_transfer)
         self._platform: PlatformIdentity | None = None
         self._merchants_lock = asyncio.Lock()

@@ -512,3 +512,131 @@ withdrawals = sa.Table(
     sa.UniqueConstraint("merchant_id", "merchant_withdrawal_no", name="uq_withdrawals_merchant_no"),
 )
 sa.Index("ix_withdrawals_status_updated", withdrawals.c.status, withdrawals.c.updated_at)
+
+
+# --- reconciliation ---
+# Channel statements as downloaded (core.reconcile.statements): one row per channel account and
+# statement day, its lines replaced whole when the day is downloaded again.
+statements = sa.Table(
+    "statements",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "channel_account_id", sa.String(64), sa.ForeignKey("channel_accounts.id"), nullable=False
+    ),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    # The channel's own calendar day (Asia/Shanghai for WeChat Pay and Alipay, UTC for Stripe).
+    sa.Column("business_date", sa.Date(), nullable=False),
+    sa.Column("line_count", sa.Integer(), nullable=False),
+    sa.Column("downloaded_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("channel_account_id", "business_date", name="uq_statements_account_day"),
+)
+
+statement_lines = sa.Table(
+    "statement_lines",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("statement_id", sa.Integer(), sa.ForeignKey("statements.id"), nullable=False),
+    # Copied from the statement: a line is looked up by number across days.
+    sa.Column("channel_account_id", sa.String(64), nullable=False),
+    sa.Column("line_no", sa.Integer(), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    # The channel's copy of payfront's numbers ("" when the channel has none: not ours).
+    sa.Column("out_trade_no", sa.String(64), nullable=False),
+    sa.Column("out_refund_no", sa.String(64), nullable=True),
+    sa.Column("channel_trade_no", sa.String(64), nullable=True),
+    sa.Column("channel_refund_no", sa.String(64), nullable=True),
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("fee_minor", sa.BigInteger(), nullable=False),
+    sa.Column("channel_state", sa.String(32), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("statement_id", "line_no", name="uq_statement_lines_line"),
+)
+sa.Index(
+    "ix_statement_lines_trade", statement_lines.c.channel_account_id, statement_lines.c.out_trade_no
+)
+sa.Index(
+    "ix_statement_lines_refund",
+    statement_lines.c.channel_account_id,
+    statement_lines.c.out_refund_no,
+)
+
+# One row per reconciliation run of (channel account, day): what it found, in counts and totals.
+reconciliation_runs = sa.Table(
+    "reconciliation_runs",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "channel_account_id", sa.String(64), sa.ForeignKey("channel_accounts.id"), nullable=False
+    ),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column("business_date", sa.Date(), nullable=False),
+    sa.Column("statement_lines", sa.Integer(), nullable=False),
+    # {"matched": n, "long": n, "short": n, "amount_mismatch": n, ...}
+    sa.Column("counts", sa.JSON(), nullable=False),
+    # {"CNY": {"channel_payments_minor": …, "payfront_payments_minor": …, …}}
+    sa.Column("totals", sa.JSON(), nullable=False),
+    sa.Column("fixed", sa.Integer(), nullable=False),
+    # Differences of the day still open after the run (unexplained).
+    sa.Column("open", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+)
+sa.Index(
+    "ix_reconciliation_runs_account_day",
+    reconciliation_runs.c.channel_account_id,
+    reconciliation_runs.c.business_date,
+)
+
+# What a daily reconciliation found that does not match: once per (account, day, kind,
+# object, reference), so running the day again updates it instead of adding another.
+reconciliation_differences = sa.Table(
+    "reconciliation_differences",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("merchant_id", sa.String(40), sa.ForeignKey("merchants.id"), nullable=False),
+    sa.Column(
+        "channel_account_id", sa.String(64), sa.ForeignKey("channel_accounts.id"), nullable=False
+    ),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("business_date", sa.Date(), nullable=False),
+    # long, short, amount_mismatch, status_mismatch, fee_mismatch.
+    sa.Column("kind", sa.String(24), nullable=False),
+    # "payment" or "refund".
+    sa.Column("object", sa.String(8), nullable=False),
+    # payfront's number (pay_no, refund_no), or the channel's own for a line that is not ours.
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("pay_no", sa.String(40), nullable=True),
+    sa.Column("refund_no", sa.String(40), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("payfront_amount_minor", sa.BigInteger(), nullable=True),
+    sa.Column("channel_amount_minor", sa.BigInteger(), nullable=True),
+    sa.Column("payfront_status", sa.String(32), nullable=True),
+    sa.Column("channel_status", sa.String(32), nullable=True),
+    sa.Column("expected_fee_minor", sa.BigInteger(), nullable=True),
+    sa.Column("channel_fee_minor", sa.BigInteger(), nullable=True),
+    sa.Column("detail", sa.JSON(), nullable=False),
+    # open, fixed (by payfront, see "fix"), cleared (gone on a later run), resolved (a person).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("fix", sa.JSON(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint(
+        "channel_account_id",
+        "business_date",
+        "kind",
+        "object",
+        "reference",
+        name="uq_reconciliation_differences_key",
+    ),
+)
+sa.Index(
+    "ix_reconciliation_differences_merchant",
+    reconciliation_differences.c.merchant_id,
+    reconciliation_differences.c.status,
+    reconciliation_differences.c.created_at,
+)
