@@ -37,7 +37,7 @@ from bench.stack import (
 from bench.wechat_callbacks import Signer, write_callbacks
 
 TARGET_PER_S = 3_000
-CALLBACK_PATH = f"/callbacks/wechatpay/{ACCOUNT_ID}"
+CALLBACK_PATH = f"/test/callbacks/wechatpay/{ACCOUNT_ID}"  # a test-mode account
 BARE_PATH = "/v1/payments"  # the bare handler reads the same bodies and answers 201
 BARE_REQUESTS = 40_000
 

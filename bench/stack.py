@@ -236,6 +236,7 @@ class GatewayStack:
     keys: WechatMerchantKeys | None = None
     sandbox_state_dir: Path | None = None
     queue_name: str | None = None
+    sandbox_pid: int | None = None
 
     @property
     def payments_url(self) -> str:
@@ -279,9 +280,11 @@ def gateway_stack(
     pinning: Pinning,
     *,
     with_worker: bool,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[GatewayStack]:
     """Start the sandbox, provision the merchant, then start the gateway (pinned like any
-    server under load) and, if asked, a worker; stop them all on exit."""
+    server under load) and, if asked, a worker; stop them all on exit. ``extra_env`` adds
+    or overrides PAYFRONT_* settings of all three processes."""
     gateway_port, sandbox_port = free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
@@ -290,7 +293,11 @@ def gateway_stack(
     run_id = secrets.token_hex(4)
     env = {
         **_clean_env(),
-        "PAYFRONT_DATABASE_URL": database_url,
+        # The bench's merchant has a test-mode key: its data is in the shadow database, the
+        # one measured; the live database is a scratch file nothing writes to.
+        "PAYFRONT_TEST_DATABASE_URL": database_url,
+        "PAYFRONT_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / f'live-{label}.db'}",
+        "PAYFRONT_WORKER_MODES": "test",
         "PAYFRONT_REDIS_URL": redis_url,
         "PAYFRONT_QUEUE_NAME": f"payfront:bench:{run_id}",
         "PAYFRONT_NOTIFY_QUEUE_NAME": f"payfront:bench:{run_id}:notify",
@@ -305,11 +312,14 @@ def gateway_stack(
         "PAYFRONT_LOG_FORMAT": "json",
         # One merchant is the whole offered load here: the per-merchant limit would cap it.
         "PAYFRONT_RATE_LIMIT_PER_S": "0",
+        **(extra_env or {}),
     }
+    # The test-mode core queue (core.settings.Settings.for_mode), where the bench's jobs go.
+    test_queue = f"{env['PAYFRONT_QUEUE_NAME']}:test"
     payfront = [sys.executable, "-m", "payfront"]
     processes = Processes(logs)
     try:
-        processes.start(f"{label}-sandbox", pinning.helper([*payfront, "sandbox"]), env)
+        sandbox = processes.start(f"{label}-sandbox", pinning.helper([*payfront, "sandbox"]), env)
         processes.wait_http(f"{label}-sandbox", f"{sandbox_url}/sandbox/health")
         keys = asyncio.run(_provision(database_url, master_key, sandbox_url, api_key))
         gateway = processes.start(f"{label}-gateway", pinning.server([*payfront, "gateway"]), env)
@@ -317,7 +327,7 @@ def gateway_stack(
         worker = None
         if with_worker:
             worker = processes.start(f"{label}-worker", pinning.helper([*payfront, "worker"]), env)
-            _wait_worker(processes, f"{label}-worker", redis_url, env["PAYFRONT_QUEUE_NAME"])
+            _wait_worker(processes, f"{label}-worker", redis_url, test_queue)
         yield GatewayStack(
             label=label,
             database_url=database_url,
@@ -329,7 +339,8 @@ def gateway_stack(
             worker_pid=None if worker is None else worker.pid,
             keys=keys,
             sandbox_state_dir=Path(env["PAYFRONT_SANDBOX_STATE_DIR"]),
-            queue_name=env["PAYFRONT_QUEUE_NAME"],
+            queue_name=test_queue,
+            sandbox_pid=sandbox.pid,
         )
     finally:
         processes.stop_all()

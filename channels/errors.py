@@ -32,6 +32,11 @@ class ChannelFatal(ChannelError):
     sending it again will not help."""
 
 
+class ChannelModeViolation(ChannelFatal):
+    """Refused by payfront itself: a test-mode call to something that is not a sandbox, or a
+    live-mode call to (or answered by) a sandbox. Never retried; a configuration error."""
+
+
 class ChannelOrderNotFound(ChannelFatal):
     """The channel has no order with this number."""
 

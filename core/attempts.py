@@ -92,7 +92,7 @@ def _write_attempt(
             param="trade_no",
         )
     account_id = channel_account_id or channel_account_for(conn, merchant.merchant_id, new.channel)
-    pay_no, token = ids.new_pay_no(), ids.new_token()
+    pay_no, token = ids.new_pay_no(), ids.new_token(merchant.livemode)
     moved = conn.execute(
         trade_orders.update()
         .where(

@@ -57,9 +57,11 @@ def new_request_id() -> str:
     return _sortable("req_")
 
 
-def new_token() -> str:
-    """The shopper-facing token: 256 random bits; possession is the credential."""
-    return "tok_" + secrets.token_urlsafe(32)
+def new_token(livemode: bool) -> str:
+    """The shopper-facing token: 256 random bits; possession is the credential. Its prefix
+    (``tok_live_`` / ``tok_test_``) says which database holds it, so the gateway reads no
+    live row for a test token."""
+    return ("tok_live_" if livemode else "tok_test_") + secrets.token_urlsafe(32)
 
 
 def new_api_key(livemode: bool) -> str:

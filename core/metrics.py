@@ -38,11 +38,16 @@ CHANNEL_ERRORS = Counter(
     ["channel", "account", "operation", "kind"],
 )
 QUEUE_DEPTH = Gauge("payfront_queue_depth", "Jobs waiting in the arq queue", ["queue"])
+# Per mode (live, test): each mode's sweeper reads its own database.
 OUTBOX_LAG = Gauge(
-    "payfront_outbox_lag_seconds", "Age of the oldest outbox row still pending (0 if none)"
+    "payfront_outbox_lag_seconds",
+    "Age of the oldest outbox row still pending (0 if none)",
+    ["mode"],
 )
 WEBHOOK_BACKLOG = Gauge(
-    "payfront_webhook_backlog", "Webhook deliveries pending (due now or scheduled for retry)"
+    "payfront_webhook_backlog",
+    "Webhook deliveries pending (due now or scheduled for retry)",
+    ["mode"],
 )
 CIRCUIT_STATE = Gauge(
     "payfront_circuit_state",

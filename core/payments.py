@@ -135,7 +135,7 @@ def _write_payment(
         if replay is not None:
             return replay
     account_id = channel_account_id or channel_account_for(conn, merchant.merchant_id, new.channel)
-    pay_no, trade_no, token = ids.new_pay_no(), ids.new_trade_no(), ids.new_token()
+    pay_no, trade_no, token = ids.new_pay_no(), ids.new_trade_no(), ids.new_token(merchant.livemode)
     trade = {
         "trade_no": trade_no,
         "merchant_id": merchant.merchant_id,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from arq import create_pool
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings
 
 from core.breaker import BreakerConfig
 from core.logs import configure_logging
@@ -22,6 +25,7 @@ from gateway import (
     routes_health,
     routes_ledger,
     routes_payments,
+    routes_reconcile,
     routes_refunds,
     routes_resolutions,
     routes_routing,
@@ -30,13 +34,42 @@ from gateway import (
     routes_webhooks,
 )
 from gateway.errors import request_context
-from gateway.routes_payments import STATE
 from gateway.routing_cache import CircuitView, RoutingCache
-from gateway.state import AccountCache, AuthCache, GatewayState
+from gateway.state import LANES, AccountCache, AuthCache, GatewayState, Lanes
 from workers.directory import ChannelDirectory
 
 
+class _ParserRejections(logging.Filter):
+    """aiohttp logs a request its parser refused (a header over the limit, too many headers)
+    with a traceback that quotes the offending bytes, which may be an API key. Keep one
+    line that says why, and none of the request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg, record.args = (
+                "request refused by the HTTP parser: %s",
+                (type(error).__name__,),
+            )
+            record.exc_info, record.exc_text, record.levelno = None, None, logging.WARNING
+            record.levelname = "WARNING"
+        return True
+
+
+_PARSER_FILTER = _ParserRejections()
+
+
+def server_limits(settings: Settings) -> dict[str, Any]:
+    """The HTTP parser's limits for the gateway's runner (``web.AppRunner(app, **...)``)."""
+    return {
+        "max_line_size": settings.max_header_line_bytes,
+        "max_field_size": settings.max_header_line_bytes,
+        "max_headers": settings.max_headers,
+    }
+
+
 def create_app(settings: Settings) -> web.Application:
+    logging.getLogger("aiohttp.server").addFilter(_PARSER_FILTER)  # once: the same object
     app = web.Application(
         middlewares=[metrics.measure, request_context], client_max_size=settings.max_body_bytes
     )
@@ -49,12 +82,12 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes_health.routes)
     app.add_routes(routes_webhooks.routes)
     app.add_routes(routes_ledger.routes)
+    app.add_routes(routes_reconcile.routes)
     app.add_routes(routes_routing.routes)
     app.add_routes(metrics.routes)
     openapi.publish(app, settings)  # built once here, served as bytes
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        db = Database(settings.database_url)
         vault = Vault(settings.master_key)
         redis = await create_pool(
             RedisSettings.from_dsn(settings.redis_url),
@@ -64,28 +97,39 @@ def create_app(settings: Settings) -> web.Application:
         )
         hub = WakeupHub(redis)
         await hub.start()
-        circuits = CircuitView(redis, BreakerConfig.of(settings), settings.breaker_refresh_s)
-        await circuits.start()
-        app[STATE] = GatewayState(
-            settings=settings,
-            db=db,
-            vault=vault,
-            redis=redis,
-            hub=hub,
-            channels=ChannelDirectory(db, vault),
-            auth=AuthCache(ttl_s=settings.auth_cache_ttl_s),
-            accounts=AccountCache(ttl_s=settings.auth_cache_ttl_s),
-            routing=RoutingCache(ttl_s=settings.auth_cache_ttl_s),
-            circuits=circuits,
+        lanes = Lanes(
+            live=await _lane(settings.for_mode("live"), vault, redis, hub),
+            test=await _lane(settings.for_mode("test"), vault, redis, hub),
         )
+        app[LANES] = lanes
         yield
-        await circuits.stop()
+        for lane in lanes:
+            await lane.circuits.stop()
+            await lane.db.dispose()
         await hub.stop()
         await redis.aclose()
-        await db.dispose()
 
     app.cleanup_ctx.append(resources)
     return app
+
+
+async def _lane(settings: Settings, vault: Vault, redis: ArqRedis, hub: WakeupHub) -> GatewayState:
+    """One mode's side of the gateway: its own database, caches and circuit view."""
+    db = Database(settings.database_url)
+    circuits = CircuitView(redis, BreakerConfig.of(settings), settings.breaker_refresh_s)
+    await circuits.start()
+    return GatewayState(
+        settings=settings,
+        db=db,
+        vault=vault,
+        redis=redis,
+        hub=hub,
+        channels=ChannelDirectory(db, vault),
+        auth=AuthCache(ttl_s=settings.auth_cache_ttl_s),
+        accounts=AccountCache(ttl_s=settings.auth_cache_ttl_s),
+        routing=RoutingCache(ttl_s=settings.auth_cache_ttl_s),
+        circuits=circuits,
+    )
 
 
 def run_gateway(settings: Settings) -> None:
@@ -96,4 +140,5 @@ def run_gateway(settings: Settings) -> None:
         port=settings.gateway_port,
         access_log=None,
         print=None,
+        **server_limits(settings),
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from core.reconcile.differences import STATUSES as DIFFERENCE_STATUSES
 from core.settings import Settings
 from gateway import openapi_models as m
 from gateway.openapi_page import render_page
@@ -52,6 +53,9 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (PaymentResolve, "validation"),
     (m.Anomaly, "serialization"),
     (m.AnomalyList, "serialization"),
+    (m.ReconciliationDifference, "serialization"),
+    (m.ReconciliationDifferenceList, "serialization"),
+    (m.ReconciliationRunList, "serialization"),
     (m.EventWithDeliveries, "serialization"),
     (m.Payment, "serialization"),
     (m.Refund, "serialization"),
@@ -101,6 +105,7 @@ _ERROR_CODES: dict[int, list[tuple[str, str, str]]] = {
         ("payment_fully_refunded", "conflict_error", "nothing is left to refund"),
         ("merchant_refund_no_taken", "conflict_error", "the merchant refund number was used"),
         ("anomaly_already_resolved", "conflict_error", "the anomaly was resolved before"),
+        ("difference_not_open", "conflict_error", "the difference is not open (any more)"),
         ("trade_not_open", "conflict_error", "the trade is paid or closed: no new attempt"),
         ("insufficient_funds", "conflict_error", "the wallet holds less than the amount"),
         ("merchant_transfer_no_taken", "conflict_error", "the transfer number was used"),
@@ -184,6 +189,12 @@ def _path(name: str, description: str) -> dict[str, Any]:
 
 
 _COMMON = (413, 500, 503)
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
 _MERCHANT: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _TRACE = {"$ref": "#/components/parameters/traceparent"}
 
@@ -657,6 +668,110 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/reconciliation/differences": {
+            "get": {
+                "operationId": "listReconciliationDifferences",
+                "summary": "The review list: differences from statement runs and callbacks",
+                "description": "Daily differences (statement runs) and realtime ones (a "
+                "callback or query that did not match its order: the anomalies), newest "
+                "first, in one list. `date` selects daily ones of that statement day.",
+                "tags": ["reconciliation"],
+                "security": _MERCHANT,
+                "parameters": [
+                    _query("status", {"type": "string", "enum": sorted(DIFFERENCE_STATUSES)}),
+                    _query("source", {"type": "string", "enum": ["daily", "realtime"]}),
+                    _query("kind", {"type": "string", "minLength": 1, "maxLength": 40}),
+                    _query("date", {"type": "string", "format": "date"}),
+                    _query("channel_account", {"type": "string", "minLength": 1, "maxLength": 64}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                    _TRACE,
+                ],
+                "responses": {
+                    "200": _ok("The differences", "ReconciliationDifferenceList"),
+                    **_errors(
+                        400, 401, 429, 500, 503, s400={"invalid_request", "parameter_invalid"}
+                    ),
+                },
+            }
+        },
+        "/v1/reconciliation/differences/{difference_id}": {
+            "get": {
+                "operationId": "getReconciliationDifference",
+                "summary": "Read one difference with its resolution trail",
+                "tags": ["reconciliation"],
+                "security": _MERCHANT,
+                "parameters": [_path("difference_id", "`dif_…` or `anm_…`"), _TRACE],
+                "responses": {
+                    "200": _ok("The difference", "ReconciliationDifference"),
+                    **_errors(
+                        401, 429, 404, 500, 503, s404={"resource_missing", "route_not_found"}
+                    ),
+                },
+            }
+        },
+        "/v1/reconciliation/differences/{difference_id}/resolve": {
+            "post": {
+                "operationId": "resolveReconciliationDifference",
+                "summary": "Resolve an open difference (audited)",
+                "description": "Records the decision (who, why, evidence) and closes the "
+                "difference; a realtime one is its anomaly, resolved as "
+                "`POST /v1/anomalies/{id}/resolve` would. It moves no money.",
+                "tags": ["reconciliation"],
+                "security": _MERCHANT,
+                "parameters": [
+                    _path("difference_id", "`dif_…` or `anm_…`"),
+                    {"$ref": "#/components/parameters/Idempotency-Key"},
+                    _TRACE,
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("AnomalyResolve")}},
+                },
+                "responses": {
+                    "200": _ok(
+                        "The difference, resolved",
+                        "ReconciliationDifference",
+                        "Idempotent-Replayed",
+                    ),
+                    **_errors(
+                        400,
+                        401,
+                        404,
+                        409,
+                        422,
+                        429,
+                        *_COMMON,
+                        s400={"malformed_json", "parameter_invalid", "invalid_request"},
+                        s404={"resource_missing", "route_not_found"},
+                        s409={
+                            "difference_not_open",
+                            "anomaly_already_resolved",
+                            "idempotency_key_in_use",
+                        },
+                    ),
+                },
+            }
+        },
+        "/v1/reconciliation/runs": {
+            "get": {
+                "operationId": "listReconciliationRuns",
+                "summary": "Summaries of statement reconciliation runs, newest first",
+                "tags": ["reconciliation"],
+                "security": _MERCHANT,
+                "parameters": [
+                    _query("date", {"type": "string", "format": "date"}),
+                    _query("channel_account", {"type": "string", "minLength": 1, "maxLength": 64}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                    _TRACE,
+                ],
+                "responses": {
+                    "200": _ok("The runs", "ReconciliationRunList"),
+                    **_errors(
+                        400, 401, 429, 500, 503, s400={"invalid_request", "parameter_invalid"}
+                    ),
+                },
+            }
+        },
         "/v1/events/{event_id}": {
             "get": {
                 "operationId": "getEvent",
@@ -712,8 +827,9 @@ def _operations(settings: Settings) -> dict[str, Any]:
                 "summary": "Your balance: pending and available, per currency",
                 "description": "From the ledger, which is posted asynchronously (usually "
                 "within a second of `payment.succeeded` or `refund.succeeded`); the pending "
-                "balance is collected less refunds and channel fees. Test and live keys see "
-                "their own mode.",
+                "balance is collected less refunds and channel fees, not yet settled; a day's "
+                "pending funds move to available once the day is due (T+1 by default). Test "
+                "and live keys see their own mode.",
                 "tags": ["balance"],
                 "security": _MERCHANT,
                 "parameters": [_TRACE],
@@ -726,9 +842,11 @@ def _operations(settings: Settings) -> dict[str, Any]:
         "/v1/settlements": {
             "get": {
                 "operationId": "getSettlement",
-                "summary": "One day's settlement view: collected, refunded, fees, payable",
+                "summary": "One day's settlement: collected, refunded, fees, payable, status",
                 "description": "Added up from the ledger for the day (Asia/Shanghai) and "
-                "currency; zeros for a day without money movements.",
+                "currency; zeros for a day without money movements. Once the day is due "
+                "(T+1 by default) its net pending funds move to available by one settlement "
+                "entry, shown under `settlement`.",
                 "tags": ["balance"],
                 "security": _MERCHANT,
                 "parameters": [
@@ -919,7 +1037,8 @@ def _operations(settings: Settings) -> dict[str, Any]:
         "/readyz": {
             "get": {
                 "operationId": "readyz",
-                "summary": "Readiness: the database and Redis answer",
+                "summary": "Readiness: the live database and Redis answer (the shadow "
+                "database is reported in `checks`; it takes only test mode down)",
                 "tags": ["operations"],
                 "security": [],
                 "responses": {
@@ -1025,6 +1144,19 @@ def _webhooks() -> dict[str, Any]:
     }
 
 
+def _with_test_callbacks(paths: dict[str, Any]) -> dict[str, Any]:
+    """A test-mode channel account's callbacks: the same operation under ``/test``."""
+    live = paths["/callbacks/{channel}/{account}"]["post"]
+    paths["/test/callbacks/{channel}/{account}"] = {
+        "post": live
+        | {
+            "operationId": "testChannelCallback",
+            "summary": "Test-mode (sandbox) channel callback: applied to the shadow database",
+        }
+    }
+    return paths
+
+
 def build_spec(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the gateway, from the pydantic models of its bodies."""
     _, definitions = models_json_schema(_MODELS, ref_template=REF)
@@ -1042,6 +1174,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
             {"name": "refunds"},
             {"name": "routing"},
             {"name": "resolutions"},
+            {"name": "reconciliation"},
             {"name": "wallets"},
             {"name": "tokens"},
             {"name": "balance"},
@@ -1049,7 +1182,7 @@ def build_spec(settings: Settings) -> dict[str, Any]:
             {"name": "channels"},
             {"name": "operations"},
         ],
-        "paths": _operations(settings),
+        "paths": _with_test_callbacks(_operations(settings)),
         "webhooks": _webhooks(),
         "components": {
             "schemas": definitions["$defs"],

@@ -287,12 +287,15 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """``checks`` says ``ok`` or ``error: <ExceptionName>`` for the database and Redis."""
+    """``checks`` says ``ok`` or ``error: <ExceptionName>`` for the live database, the shadow
+    (test-mode) database and Redis; ``status`` follows the live database and Redis only."""
 
     model_config = _EXACT
 
     status: Literal["ok", "unavailable"]
-    checks: dict[str, str] = Field(examples=[{"database": "ok", "redis": "ok"}])
+    checks: dict[str, str] = Field(
+        examples=[{"database": "ok", "shadow_database": "ok", "redis": "ok"}]
+    )
 
 
 class Wallet(BaseModel):
@@ -513,13 +516,28 @@ class Balance(BaseModel):
         description="Collected, less refunds and channel fees, not yet settled"
     )
     available: list[BalanceAmount] = Field(
-        description="Settled and payable out; settlement is not built yet, so 0"
+        description="Settled: moved from pending once its day was due (T+1 by default), less "
+        "refunds of already settled payments; negative: the merchant owes"
     )
+
+
+class SettlementEntry(BaseModel):
+    """The ledger entry that settled the day: pending → available."""
+
+    model_config = _EXACT
+
+    entry_id: int = Field(description="The settlement's journal entry in the ledger")
+    amount: int = Field(
+        description="Moved pending → available (negative: back): the day's payable, plus "
+        "postings of earlier settled days that arrived late, less refunds of already settled "
+        "payments (those come out of available directly)"
+    )
+    settled_at: datetime = Field(description="When the settlement run posted it")
 
 
 class Settlement(BaseModel):
     """One day's money of one currency, added up from the ledger: payable = collected −
-    refunded − fees."""
+    refunded − fees; and whether the day's pending funds have moved to available."""
 
     model_config = _EXACT
 
@@ -533,6 +551,14 @@ class Settlement(BaseModel):
     payable: int = Field(description="collected − refunded − fees; negative: the merchant owes")
     payment_count: int
     refund_count: int
+    status: Literal["not_due", "due", "settled", "nothing_to_settle"] = Field(
+        description="not_due: pending until available_at; due: waiting for the settlement run; "
+        "settled: see settlement; nothing_to_settle: due, and none of its funds are pending"
+    )
+    available_at: datetime = Field(
+        description="When the day's funds become available under the merchant's settlement terms"
+    )
+    settlement: SettlementEntry | None = Field(description="The day's settlement, once posted")
     livemode: bool
 
 
@@ -562,3 +588,83 @@ class Policies(BaseModel):
     object: Literal["policies"]
     partial_payment: Literal["refund", "accept"]
     late_payment: Literal["refund", "hold"]
+
+
+class DifferenceSide(BaseModel):
+    """What one side holds for the order (payfront's fee: the one expected at the account's
+    rate; the channel's: the one on its statement)."""
+
+    model_config = _EXACT
+
+    amount: int | None
+    status: str | None
+    fee: int | None
+
+
+class ReconciliationDifference(BaseModel):
+    """One item of the review list (docs/reconciliation.md): found by a daily statement run
+    (``daily``: long, short, amount/status/fee mismatch) or at once when a callback or query
+    did not match its order (``realtime``: the anomaly of the same number)."""
+
+    model_config = _EXACT
+
+    object: Literal["reconciliation_difference"]
+    id: str = Field(examples=["dif_12", "anm_3"])
+    source: Literal["daily", "realtime"]
+    kind: str = Field(
+        examples=["long", "short", "amount_mismatch", "status_mismatch", "fee_mismatch"]
+    )
+    status: Literal["open", "fixed", "cleared", "resolved"]
+    channel_account: str | None
+    channel: str | None
+    date: str | None = Field(description="The statement day (daily differences)")
+    subject: Literal["payment", "refund", "payout"]
+    reference: str = Field(description="payfront's number, or the channel's for a long line")
+    pay_no: str | None
+    refund_no: str | None
+    withdrawal_no: str | None
+    currency: str | None
+    payfront: DifferenceSide | None
+    channel_says: DifferenceSide
+    detail: dict[str, Any]
+    fix: dict[str, Any] | None = Field(description="What payfront did about it, if anything")
+    anomaly_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    resolutions: list[Resolution]
+
+
+class ReconciliationDifferenceList(BaseModel):
+    model_config = _EXACT
+
+    object: Literal["list"]
+    data: list[ReconciliationDifference]
+
+
+class ReconciliationRun(BaseModel):
+    """The summary of one reconciliation run of a channel account's statement day."""
+
+    model_config = _EXACT
+
+    object: Literal["reconciliation_run"]
+    id: str
+    channel_account: str
+    channel: str
+    date: str
+    statement_lines: int
+    counts: dict[str, int] = Field(
+        description="matched, long, short, amount_mismatch, status_mismatch, fee_mismatch"
+    )
+    fixed: int = Field(description="Differences payfront fixed by asking the channel")
+    open: int = Field(description="Differences of the day still open after the run")
+    totals: dict[str, dict[str, int]] = Field(description="Per currency, both sides")
+    started_at: datetime
+    finished_at: datetime
+
+
+class ReconciliationRunList(BaseModel):
+    model_config = _EXACT
+
+    object: Literal["list"]
+    data: list[ReconciliationRun]

@@ -23,12 +23,11 @@ from core.states import PAY_WAITING
 from gateway.idempotency import idempotent
 from gateway.ratelimit import check_rate
 from gateway.schemas import PaymentCreate, RechargeCreate, parse_body
-from gateway.state import GatewayState
+from gateway.state import LANES, GatewayState
 from workers.queue import Queues, enqueue_prepay
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
-STATE = web.AppKey("payfront", GatewayState)
 FALLBACK_POLL_S = 1.0
 
 
@@ -49,20 +48,24 @@ def json_response(status: int, body: bytes, **headers: str) -> web.Response:
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
-async def merchant_of(request: web.Request, state: GatewayState) -> MerchantAuth:
+async def merchant_of(request: web.Request) -> tuple[GatewayState, MerchantAuth]:
+    """The merchant an API key names, and the mode it works in: a ``sk_test_`` key is
+    looked up in, and works only on, the shadow database; a ``sk_live_`` key the live one."""
     header = request.headers.get("Authorization", "")
     scheme, _, api_key = header.partition(" ")
     if scheme.lower() != "bearer" or not api_key.startswith(("sk_test_", "sk_live_")):
         raise AuthenticationFailed("provide a secret API key as 'Authorization: Bearer sk_...'")
-    if not _API_KEY.match(api_key.strip()):
+    api_key = api_key.strip()
+    if not _API_KEY.match(api_key):
         # Our keys are base64url; anything else (bytes over 0x7f included) names no key.
         raise AuthenticationFailed("invalid API key")
-    merchant = await state.auth.lookup(state.db, api_key.strip())
-    if merchant is None:
+    state = request.app[LANES].for_api_key(api_key)
+    merchant = await state.auth.lookup(state.db, api_key)
+    if merchant is None or merchant.livemode != (state.settings.mode == "live"):
         raise AuthenticationFailed("invalid API key")
     structlog.contextvars.bind_contextvars(merchant_id=merchant.merchant_id)
     await check_rate(state.redis, merchant.merchant_id, state.settings.rate_limit_per_s)
-    return merchant
+    return state, merchant
 
 
 @routes.post("/v1/payments")
@@ -77,8 +80,7 @@ async def create_recharge(request: web.Request) -> web.Response:
 
 
 async def _start(request: web.Request, model: type[PaymentCreate], *, scope: str) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     body = await request.read()
     spec = parse_body(model, body)
     _check_channel_can_take(spec)
@@ -202,8 +204,7 @@ async def _stored_answer(
 
 @routes.get("/v1/payments/{pay_no}")
 async def read(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     payment = await get_payment(state.db, merchant.merchant_id, object_id(request, "pay_no"))
     return json_response(200, orjson.dumps(payment))
 
@@ -211,8 +212,8 @@ async def read(request: web.Request) -> web.Response:
 @routes.get("/v1/tokens/{token}")
 async def token(request: web.Request) -> web.Response:
     """Possession of the token is the credential: no API key (the shopper's front-end)."""
-    state = request.app[STATE]
     token_value = object_id(request, "token")
+    state = request.app[LANES].for_token(token_value)
     try:
         wait = float(request.query.get("wait", "0"))
     except ValueError:

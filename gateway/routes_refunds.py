@@ -11,7 +11,7 @@ from core.idempotency import IdempotencyClaim
 from core.merchants import MerchantAuth
 from core.refunds import NewRefund, create_refund, get_refund, list_refunds
 from gateway.idempotency import idempotent
-from gateway.routes_payments import STATE, json_response, merchant_of, object_id
+from gateway.routes_payments import json_response, merchant_of, object_id
 from gateway.schemas import RefundCreate, parse_body
 from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_refund
@@ -22,8 +22,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/v1/payments/{pay_no}/refunds")
 async def create(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     pay_no = object_id(request, "pay_no")
     body = await request.read()
     spec = parse_body(RefundCreate, body)
@@ -61,15 +60,13 @@ async def _create(
 
 @routes.get("/v1/payments/{pay_no}/refunds")
 async def list_for_payment(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     refunds = await list_refunds(state.db, merchant.merchant_id, object_id(request, "pay_no"))
     return json_response(200, orjson.dumps({"object": "list", "data": refunds}))
 
 
 @routes.get("/v1/refunds/{refund_no}")
 async def read(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     refund = await get_refund(state.db, merchant.merchant_id, object_id(request, "refund_no"))
     return json_response(200, orjson.dumps(refund))

@@ -14,7 +14,7 @@ from core.errors import InvalidRequest
 from core.idempotency import IdempotencyClaim
 from core.resolutions import Decision, get_anomaly, list_anomalies, resolve_anomaly
 from gateway.idempotency import idempotent
-from gateway.routes_payments import STATE, json_response, merchant_of, object_id
+from gateway.routes_payments import json_response, merchant_of, object_id
 from gateway.schemas import AnomalyResolve, PaymentResolve, parse_body
 from workers.queue import Queues, enqueue_notify
 
@@ -24,8 +24,7 @@ MAX_LIST = 100
 
 @routes.get("/v1/anomalies")
 async def list_(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     status = request.query.get("status")
     if status not in (None, "open", "resolved"):
         raise InvalidRequest("status must be 'open' or 'resolved'", param="status")
@@ -47,16 +46,14 @@ async def list_(request: web.Request) -> web.Response:
 
 @routes.get("/v1/anomalies/{anomaly_id}")
 async def read(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     anomaly = await get_anomaly(state.db, merchant.merchant_id, object_id(request, "anomaly_id"))
     return json_response(200, orjson.dumps(anomaly))
 
 
 @routes.post("/v1/anomalies/{anomaly_id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     anomaly_id = object_id(request, "anomaly_id")
     body = await request.read()
     spec = parse_body(AnomalyResolve, body)
@@ -73,8 +70,7 @@ async def resolve(request: web.Request) -> web.Response:
 
 @routes.post("/v1/payments/{pay_no}/resolve")
 async def resolve_payment(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     pay_no = object_id(request, "pay_no")
     body = await request.read()
     spec = parse_body(PaymentResolve, body)

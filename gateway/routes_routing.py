@@ -7,7 +7,7 @@ from aiohttp import web
 
 from channels.registry import CHANNELS
 from core import routing
-from gateway.routes_payments import STATE, json_response, merchant_of
+from gateway.routes_payments import json_response, merchant_of
 from gateway.schemas import RoutingRulesPut, parse_body
 
 routes = web.RouteTableDef()
@@ -20,16 +20,14 @@ def _answer(rules: tuple[routing.Rule, ...]) -> web.Response:
 
 @routes.get("/v1/routing_rules")
 async def read(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     return _answer(await routing.load_rules(state.db, merchant.merchant_id, capabilities=CHANNELS))
 
 
 @routes.put("/v1/routing_rules")
 async def replace(request: web.Request) -> web.Response:
     """Replace the whole table (a PUT is idempotent by nature: no Idempotency-Key needed)."""
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     spec = parse_body(RoutingRulesPut, await request.read())
     specs = [routing.RuleSpec(**rule.model_dump()) for rule in spec.rules]
     rules = await routing.replace_rules(

@@ -15,7 +15,7 @@ from core.errors import InvalidRequest
 from core.idempotency import IdempotencyClaim
 from core.merchants import MerchantAuth
 from gateway.idempotency import idempotent
-from gateway.routes_payments import STATE, json_response, merchant_of, object_id
+from gateway.routes_payments import json_response, merchant_of, object_id
 from gateway.schemas import AttemptCreate, PoliciesPut, parse_body
 from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_prepay
@@ -26,16 +26,14 @@ routes = web.RouteTableDef()
 
 @routes.get("/v1/trades/{trade_no}")
 async def read_trade(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     trade = await get_trade(state.db, merchant.merchant_id, object_id(request, "trade_no"))
     return json_response(200, orjson.dumps(trade))
 
 
 @routes.post("/v1/trades/{trade_no}/attempts")
 async def new_attempt(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     trade_no = object_id(request, "trade_no")
     body = await request.read()
     spec = parse_body(AttemptCreate, body)
@@ -82,16 +80,14 @@ async def _create(
 
 @routes.get("/v1/policies")
 async def read_policies(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     policies = await receipts.get_policies(state.db, merchant.merchant_id)
     return json_response(200, orjson.dumps(policies))
 
 
 @routes.put("/v1/policies")
 async def put_policies(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     spec = parse_body(PoliciesPut, await request.read())
     await receipts.set_policies(
         state.db,

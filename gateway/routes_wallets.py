@@ -16,7 +16,7 @@ from core.errors import InvalidRequest
 from core.idempotency import IdempotencyClaim
 from core.merchants import MerchantAuth
 from gateway.idempotency import idempotent
-from gateway.routes_payments import STATE, json_response, merchant_of, object_id
+from gateway.routes_payments import json_response, merchant_of, object_id
 from gateway.schemas import TransferCreate, WithdrawalCreate, parse_body
 from gateway.state import GatewayState
 from workers.queue import Queues, enqueue_notify, enqueue_withdraw
@@ -26,8 +26,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/v1/wallets")
 async def find(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     owner = request.query.get("owner", "")
     if not 1 <= len(owner) <= 64:
         raise InvalidRequest("owner: your id for the wallet's holder is required", param="owner")
@@ -37,8 +36,7 @@ async def find(request: web.Request) -> web.Response:
 
 @routes.get("/v1/wallets/{wallet_id}")
 async def read(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     wallet = await wallets.get_wallet(
         state.db, merchant.merchant_id, object_id(request, "wallet_id")
     )
@@ -47,8 +45,7 @@ async def read(request: web.Request) -> web.Response:
 
 @routes.post("/v1/transfers")
 async def create_transfer(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     body = await request.read()
     spec = parse_body(TransferCreate, body)
     new = wallets.NewTransfer(
@@ -86,8 +83,7 @@ async def _transfer(
 
 @routes.get("/v1/transfers/{transfer_no}")
 async def read_transfer(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     found = await wallets.get_transfer(
         state.db, merchant.merchant_id, object_id(request, "transfer_no")
     )
@@ -96,8 +92,7 @@ async def read_transfer(request: web.Request) -> web.Response:
 
 @routes.post("/v1/withdrawals")
 async def create_withdrawal(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     body = await request.read()
     spec = parse_body(WithdrawalCreate, body)
     if spec.channel not in CHANNELS:
@@ -145,8 +140,7 @@ async def _withdraw(
 
 @routes.get("/v1/withdrawals/{withdrawal_no}")
 async def read_withdrawal(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     found = await withdrawals.get_withdrawal(
         state.db, merchant.merchant_id, object_id(request, "withdrawal_no")
     )

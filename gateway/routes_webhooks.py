@@ -10,7 +10,7 @@ from core.idempotency import IdempotencyClaim
 from core.merchants import register_webhook_endpoint
 from core.webhook_log import event_with_deliveries, resend
 from gateway.idempotency import idempotent
-from gateway.routes_payments import STATE, json_response, merchant_of, object_id
+from gateway.routes_payments import json_response, merchant_of, object_id
 from gateway.schemas import WebhookEndpointCreate, parse_body
 from workers.queue import Queues, enqueue_delivery
 
@@ -21,8 +21,7 @@ routes = web.RouteTableDef()
 async def create_endpoint(request: web.Request) -> web.Response:
     """Answers the signing secret once (a replay under the same Idempotency-Key answers it
     again); payfront keeps it encrypted."""
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     body = await request.read()
     spec = parse_body(WebhookEndpointCreate, body)
 
@@ -40,8 +39,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
 
 @routes.get("/v1/events/{event_id}")
 async def read_event(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     event = await event_with_deliveries(
         state.db, merchant.merchant_id, object_id(request, "event_id")
     )
@@ -51,8 +49,7 @@ async def read_event(request: web.Request) -> web.Response:
 @routes.post("/v1/events/{event_id}/resend")
 async def resend_event(request: web.Request) -> web.Response:
     """Deliver the event again now to every enabled endpoint that is not still retrying it."""
-    state = request.app[STATE]
-    merchant = await merchant_of(request, state)
+    state, merchant = await merchant_of(request)
     event_id = object_id(request, "event_id")
     body = await request.read()
 

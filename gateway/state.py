@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from aiohttp import web
 from arq.connections import ArqRedis
 
 from core.merchants import MerchantAuth, authenticate
 from core.payments import find_channel_account
-from core.settings import Settings
+from core.settings import Mode, Settings
 from core.store.db import Database
 from core.ttlcache import TtlCache
 from core.vault import Vault, hash_api_key
@@ -43,6 +45,9 @@ class AccountCache:
 
 @dataclass
 class GatewayState:
+    """One mode's resources (``settings`` as ``Settings.for_mode`` gives them): its database,
+    channel adapters, caches and circuits. Redis, the wake-up hub and the vault are shared."""
+
     settings: Settings
     db: Database
     vault: Vault
@@ -54,3 +59,32 @@ class GatewayState:
     # Routing rules and channel-account circuits (gateway.routing_cache; docs/routing.md).
     routing: RoutingCache
     circuits: CircuitView
+
+
+TEST_TOKEN_PREFIX = "tok_test_"
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """The live and the test mode side by side. Which one serves a request is decided from
+    the request alone, before any database is read: the API key's prefix (``sk_live_`` /
+    ``sk_test_``), the token's prefix (``tok_test_``), or the callback path
+    (``/test/callbacks/...``). A test-mode request can only reach the shadow database."""
+
+    live: GatewayState
+    test: GatewayState
+
+    def of(self, mode: Mode) -> GatewayState:
+        return self.live if mode == "live" else self.test
+
+    def for_api_key(self, api_key: str) -> GatewayState:
+        return self.live if api_key.startswith("sk_live_") else self.test
+
+    def for_token(self, token: str) -> GatewayState:
+        return self.test if token.startswith(TEST_TOKEN_PREFIX) else self.live
+
+    def __iter__(self) -> Iterator[GatewayState]:
+        return iter((self.live, self.test))
+
+
+LANES = web.AppKey("payfront", Lanes)

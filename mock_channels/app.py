@@ -22,12 +22,23 @@ from mock_channels.wechatpay import setup_wechatpay
 __all__ = ["SandboxConfig", "SandboxSettings", "create_app", "run_sandbox"]
 
 
+# Every answer of the sandbox says so. payfront's live mode refuses an answer that carries
+# it, and its test mode refuses one that does not (docs/test-mode.md): a sandbox configured
+# under an unexpected name is still caught on the wire.
+SANDBOX_HEADER = "Payfront-Sandbox"
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _mark_sandbox(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[SANDBOX_HEADER] = "1"
+
+
 def create_app(config: SandboxConfig) -> web.Application:
     app = web.Application()
+    app.on_response_prepare.append(_mark_sandbox)
     # One seeded generator for every fault decision of this sandbox: reproducible tests.
     rng = random.Random(config.seed)
     app.router.add_get("/sandbox/health", health)

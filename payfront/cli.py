@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from core.settings import Settings
+from core.settings import MODES, Settings
 from core.vault import new_master_key
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ BANNER = """
 payfront is running (Ctrl-C stops everything)
   gateway  http://{gw}        merchant API, callbacks, tokens
   sandbox  http://{sb}        WeChat Pay v3, Alipay and Stripe emulators (+ /sandbox/...)
-  worker   arq queue {queue!r} on {redis}
-  database {db}
+  worker   arq queues '{queue}' (live) and '{queue}:test' on {redis}
+  database {live_db} (live), {db} (shadow: test mode)
 
 Test-mode API key of the local merchant: {key}
 
@@ -61,10 +61,29 @@ def _require_master_key(settings: Settings) -> None:
 
 
 def cmd_migrate(settings: Settings) -> None:
-    from core.store.migrate import upgrade_sync
+    """Bring the live and the shadow (test-mode) database to the latest schema, creating a
+    PostgreSQL database that does not exist yet."""
+    from core.store.migrate import ensure_database, upgrade
 
-    upgrade_sync(settings.database_url)
-    print(f"database at {settings.database_url} is at the latest schema")
+    async def migrate(url: str, name: str) -> None:
+        if await ensure_database(url):
+            print(f"created the {name} database {_safe_url(url)}")
+        await upgrade(url)
+        print(f"{name} database at {_safe_url(url)} is at the latest schema")
+
+    async def migrate_all() -> None:
+        for mode in MODES:
+            name = "live" if mode == "live" else "shadow (test-mode)"
+            mode_settings = settings.for_mode(mode)
+            await migrate(mode_settings.database_url, name)
+
+    asyncio.run(migrate_all())
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def cmd_gateway(settings: Settings) -> None:
@@ -167,7 +186,8 @@ def cmd_dev(settings: Settings) -> None:
                 sb=sandbox_addr,
                 queue=settings.queue_name,
                 redis=redis_url,
-                db=settings.database_url,
+                live_db=settings.database_url,
+                db=settings.shadow_database_url,
                 key=settings.dev_api_key,
             ),
             flush=True,
@@ -193,7 +213,9 @@ async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
     from payfront.devsetup_alipay import provision_alipay_sandbox_account
     from payfront.devsetup_stripe import provision_stripe_sandbox_account
 
-    db = Database(settings.database_url)
+    # The dev merchant's key is a test-mode key: it and everything it does live in the shadow
+    # database, and its channel accounts call only the sandbox.
+    db = Database(settings.for_mode("test").database_url)
     vault = Vault(settings.master_key)
     try:
         # One account per channel, each registered at the sandbox (idempotent on restart).
@@ -215,7 +237,7 @@ async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
             sandbox_url=sandbox_url,
             merchant_id=DEV_MERCHANT_ID,
             account_id="stripe_dev",
-            webhook_url=f"{settings.public_base_url.rstrip('/')}/callbacks/stripe/stripe_dev",
+            webhook_url=f"{settings.public_base_url.rstrip('/')}/test/callbacks/stripe/stripe_dev",
         )
         await _dev_routing_rules(db, DEV_MERCHANT_ID, DEV_ACCOUNT_ID)
     finally:
@@ -239,7 +261,9 @@ async def _dev_routing_rules(db: Database, merchant_id: str, wechat_account_id: 
     await routing.replace_rules(db, merchant_id, rules, capabilities=CHANNELS)
 
 
-def cmd_routing_rules(settings: Settings, merchant_id: str, rules_file: str | None) -> None:
+def cmd_routing_rules(
+    settings: Settings, merchant_id: str, rules_file: str | None, test_mode: bool = False
+) -> None:
     """Print a merchant's routing rules, or replace them from a JSON file (``-``: stdin) of
     the body of ``PUT /v1/routing_rules``. Gateways use a change within 30 s."""
     from pathlib import Path
@@ -247,7 +271,9 @@ def cmd_routing_rules(settings: Settings, merchant_id: str, rules_file: str | No
     raw = None
     if rules_file is not None:
         raw = sys.stdin.buffer.read() if rules_file == "-" else Path(rules_file).read_bytes()
-    asyncio.run(_routing_rules(settings, merchant_id, raw))
+    asyncio.run(
+        _routing_rules(settings.for_mode("test" if test_mode else "live"), merchant_id, raw)
+    )
 
 
 async def _routing_rules(settings: Settings, merchant_id: str, raw: bytes | None) -> None:
@@ -277,6 +303,42 @@ async def _routing_rules(settings: Settings, merchant_id: str, raw: bytes | None
     print(orjson.dumps(table, option=orjson.OPT_INDENT_2).decode())
 
 
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
+    """Download, store and reconcile one day's statements (docs/reconciliation.md)."""
+    from payfront.reconcile_cli import run_reconcile
+
+    _require_master_key(settings)
+    _require_redis(settings)
+    raise SystemExit(
+        run_reconcile(
+            settings,
+            account_id=args.account,
+            channel=args.channel,
+            day=args.date,
+            output_format=args.format,
+            test_mode=args.test_mode,
+        )
+    )
+
+
+def _reconcile_arguments(command: argparse.ArgumentParser) -> None:
+    from datetime import date
+
+    which = command.add_mutually_exclusive_group(required=True)
+    which.add_argument("--account", help="one channel account id")
+    which.add_argument("--channel", help="every enabled account of this channel")
+    command.add_argument(
+        "--date", required=True, type=date.fromisoformat, help="the statement day, YYYY-MM-DD"
+    )
+    command.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    command.add_argument(
+        "--test",
+        dest="test_mode",
+        action="store_true",
+        help="test-mode accounts and orders (the shadow database, the sandbox)",
+    )
+
+
 COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "gateway": (cmd_gateway, "run the HTTP gateway (merchant API, callbacks, tokens)"),
     "worker": (cmd_worker, "run an arq worker (channel calls, webhooks, sweeper)"),
@@ -284,6 +346,7 @@ COMMANDS: dict[str, tuple[Callable[..., None], str]] = {
     "dev": (cmd_dev, "run sandbox, gateway and worker on the embedded defaults"),
     "migrate": (cmd_migrate, "bring the database to the latest schema"),
     "routing-rules": (cmd_routing_rules, "print or replace a merchant's routing rules"),
+    "reconcile": (cmd_reconcile, "reconcile channel statements of one day against the orders"),
 }
 
 
@@ -313,6 +376,14 @@ def main(argv: list[str] | None = None) -> None:
                 help='replace the rules with those of FILE ({"rules": [...]}, as the API '
                 "takes them; - for stdin); without it: print them",
             )
+            command.add_argument(
+                "--test",
+                dest="test_mode",
+                action="store_true",
+                help="the merchant's test-mode rules (in the shadow database)",
+            )
+        if name == "reconcile":
+            _reconcile_arguments(command)
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -323,8 +394,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     if args.command == "worker":
         cmd_worker(settings, args.pool)
+    elif args.command == "reconcile":
+        cmd_reconcile(settings, args)
     elif args.command == "routing-rules":
-        cmd_routing_rules(settings, args.merchant_id, args.rules_file)
+        cmd_routing_rules(settings, args.merchant_id, args.rules_file, args.test_mode)
     else:
         COMMANDS[args.command][0](settings)
 

@@ -8,6 +8,7 @@ import gc
 import os
 import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from core.store.migrate import upgrade
 from core.store.tables import metadata
 from core.vault import Vault, new_master_key
 from gateway.app import create_app as create_gateway
+from gateway.app import server_limits
 from mock_channels.app import SandboxConfig
 from mock_channels.app import create_app as create_sandbox
 from payfront.devsetup import SandboxAccount, provision_wechat_sandbox_account
@@ -172,9 +174,14 @@ class WebhookInbox:
 
 @dataclass
 class Stack:
-    """Sandbox + gateway + worker, in this test's event loop, on real Redis and database."""
+    """Sandbox + gateway + worker, in this test's event loop, on real Redis and database.
+
+    Its merchant works in test mode: ``settings`` are as test mode sees them (the shadow
+    database ``db``, test-mode queues and circuit keys); ``root_settings`` are what the
+    gateway and workers were started with (live and test side by side)."""
 
     settings: Settings
+    root_settings: Settings
     db: Database
     vault: Vault
     redis: ArqRedis
@@ -247,7 +254,7 @@ class Stack:
 
     async def start_worker(self) -> None:
         assert self.worker is None
-        self.worker = WorkerPools(self.settings)
+        self.worker = WorkerPools(self.root_settings)
         await self.worker.start()
 
     async def stop_worker(self) -> None:
@@ -266,16 +273,28 @@ class Stack:
 
 async def forget_keys(redis: ArqRedis, settings: Settings) -> None:
     """Delete one test's Redis keys (all carry its queue prefix), and no one else's."""
-    prefix = settings.queue_name.removesuffix(":core")
+    prefix = settings.queue_name.split(":core")[0]
     async for key in redis.scan_iter(match=f"*{prefix}*", count=1000):
         await redis.delete(key)
 
 
-def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:
-    """Settings for one test; every Redis key it makes contains its queue prefix."""
+def make_settings(
+    database_url: str, redis_url: str, *, live_database_url: str | None = None, **overrides: Any
+) -> Settings:
+    """Settings for one test; every Redis key it makes contains its queue prefix.
+
+    The tests' merchants use test-mode keys, so ``database_url`` (the database a test reads
+    and writes) is the shadow database, ``test_database_url``; the live database is
+    ``live_database_url`` or a scratch SQLite file that test-mode traffic must never touch.
+    Workers serve test mode only unless a test asks for more (``worker_modes``)."""
     prefix = f"payfront:test:{uuid.uuid4().hex[:12]}"
+    if live_database_url is None:
+        scratch = Path(tempfile.gettempdir()) / f"payfront-live-{uuid.uuid4().hex[:12]}.db"
+        live_database_url = f"sqlite+aiosqlite:///{scratch}"
     values: dict[str, Any] = {
-        "database_url": database_url,
+        "database_url": live_database_url,
+        "test_database_url": database_url,
+        "worker_modes": "test",
         "redis_url": redis_url,
         "queue_name": f"{prefix}:core",
         "notify_queue_name": f"{prefix}:notify",
@@ -293,8 +312,8 @@ def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settin
     return Settings(**values)
 
 
-async def _site(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+async def _site(app: web.Application, port: int, **limits: Any) -> web.AppRunner:
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, **limits)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
@@ -307,14 +326,32 @@ def stack_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
+def live_database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated live database of its own for each test (test-mode traffic goes to
+    ``database_url``, the shadow database; tests/integration/test_test_mode.py proves it
+    never reaches this one)."""
+    path = tmp_path / "live.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
 async def stack(
-    database_url: str, redis_url: str, tmp_path: Path, stack_overrides: dict[str, Any]
+    database_url: str,
+    live_database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    stack_overrides: dict[str, Any],
 ) -> AsyncIterator[Stack]:
     gateway_port, sandbox_port, inbox_port = free_port(), free_port(), free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     settings = make_settings(
-        database_url, redis_url, public_base_url=gateway_url, **stack_overrides
+        database_url,
+        redis_url,
+        live_database_url=live_database_url,
+        public_base_url=gateway_url,
+        **{"sandbox_urls": sandbox_url, **stack_overrides},
     )
     runners = []
     db = Database(database_url)
@@ -352,9 +389,11 @@ async def stack(
         from core.merchants import add_webhook_endpoint
 
         _, secret = await add_webhook_endpoint(db, vault, merchant_id="mch_test", url=inbox.url)
-        runners.append(await _site(create_gateway(settings), gateway_port))
+        gateway = create_gateway(settings)
+        runners.append(await _site(gateway, gateway_port, **server_limits(settings)))
         the_stack = Stack(
-            settings=settings,
+            settings=settings.for_mode("test"),
+            root_settings=settings,
             db=db,
             vault=vault,
             redis=redis,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import httpx
 from arq.connections import ArqRedis
 
-from channels.transport import new_http_client
+from channels.transport import ModeGuard, new_http_client
 from core.settings import Settings
 from core.store.db import Database
 from core.vault import Vault
@@ -21,13 +21,21 @@ class WorkerContext:
     db: Database
     vault: Vault
     redis: ArqRedis
+    # Channel calls only: every request and answer passes this mode's guard (test mode to
+    # the sandbox only, live mode never; channels.transport.ModeGuard).
     http: httpx.AsyncClient
+    # Merchant webhooks: the merchant's own URLs, whatever the mode.
+    webhook_http: httpx.AsyncClient
     channels: ChannelDirectory
 
     @classmethod
     def build(cls, settings: Settings, redis: ArqRedis) -> WorkerContext:
+        """The context of one mode's pool: ``settings`` as ``Settings.for_mode`` gives them."""
         db = Database(settings.database_url)
         vault = Vault(settings.master_key)
+        guard = ModeGuard(
+            test_mode=settings.mode == "test", sandbox_origins=settings.sandbox_origins
+        )
         return cls(
             settings=settings,
             db=db,
@@ -35,6 +43,12 @@ class WorkerContext:
             redis=redis,
             http=new_http_client(
                 timeout_s=settings.channel_timeout_s,
+                connect_timeout_s=settings.channel_connect_timeout_s,
+                max_connections=settings.channel_max_connections,
+                guard=guard,
+            ),
+            webhook_http=new_http_client(
+                timeout_s=settings.webhook_timeout_s,
                 connect_timeout_s=settings.channel_connect_timeout_s,
                 max_connections=settings.channel_max_connections,
             ),
@@ -46,8 +60,10 @@ class WorkerContext:
         return Queues.of(self.settings)
 
     def notify_url(self, channel: str, account_id: str) -> str:
-        return f"{self.settings.public_base_url.rstrip('/')}/callbacks/{channel}/{account_id}"
+        base = self.settings.public_base_url.rstrip("/") + self.settings.callback_path_prefix
+        return f"{base}/callbacks/{channel}/{account_id}"
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.webhook_http.aclose()
         await self.db.dispose()

@@ -46,7 +46,7 @@ async def deliver(ctx: dict[str, Any], delivery_id: int, attempt_no: int) -> str
     status_code: int | None = None
     error: str | None = None
     try:
-        response = await w.http.post(
+        response = await w.webhook_http.post(
             delivery.url,
             content=delivery.payload,
             headers=headers,

@@ -23,8 +23,8 @@ log = structlog.get_logger(__name__)
 
 async def _observe_backlog(w: WorkerContext) -> None:
     lag = await backlog(w.db)
-    OUTBOX_LAG.set(lag.outbox_lag_s)
-    WEBHOOK_BACKLOG.set(lag.pending_deliveries)
+    OUTBOX_LAG.labels(w.settings.mode).set(lag.outbox_lag_s)
+    WEBHOOK_BACKLOG.labels(w.settings.mode).set(lag.pending_deliveries)
     for queue in (w.queues.core, w.queues.notify):
         QUEUE_DEPTH.labels(queue).set(await w.redis.zcard(queue))
 

@@ -157,7 +157,11 @@ def process_env(
     gateway_port, sandbox_port = free_port(), free_port()
     return {
         **os.environ,
-        "PAYFRONT_DATABASE_URL": database_url,
+        # The run's merchant is a test-mode one: its data is in the shadow database; the
+        # live one is a scratch file no test-mode traffic may touch.
+        "PAYFRONT_TEST_DATABASE_URL": database_url,
+        "PAYFRONT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'live.db'}",
+        "PAYFRONT_WORKER_MODES": "test",
         "PAYFRONT_REDIS_URL": redis_url,
         # Every Redis key of the run carries the prefix (see tests.conftest.forget_keys).
         "PAYFRONT_QUEUE_NAME": f"{prefix}:core",

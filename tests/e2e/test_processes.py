@@ -129,7 +129,10 @@ def processes(tmp_path: Path, redis_url: str) -> Iterator[Processes]:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'payfront.db'}"
     env = {
         **os.environ,
-        "PAYFRONT_DATABASE_URL": database_url,
+        # A test-mode merchant: its data is in the shadow database.
+        "PAYFRONT_TEST_DATABASE_URL": database_url,
+        "PAYFRONT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'live.db'}",
+        "PAYFRONT_WORKER_MODES": "test",
         "PAYFRONT_REDIS_URL": redis_url,
         "PAYFRONT_QUEUE_NAME": f"payfront:e2e:{uuid.uuid4().hex[:8]}",
         "PAYFRONT_MASTER_KEY": master_key,

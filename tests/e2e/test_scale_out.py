@@ -36,7 +36,10 @@ def cluster(tmp_path: Path, redis_url: str, postgres_url: str | None) -> Iterato
     prefix = f"payfront:e2e:{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
-        "PAYFRONT_DATABASE_URL": postgres_url,
+        # A test-mode merchant: its data is in the shadow database (PostgreSQL here).
+        "PAYFRONT_TEST_DATABASE_URL": postgres_url,
+        "PAYFRONT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'live.db'}",
+        "PAYFRONT_WORKER_MODES": "test",
         "PAYFRONT_REDIS_URL": redis_url,
         "PAYFRONT_QUEUE_NAME": f"{prefix}:core",
         "PAYFRONT_NOTIFY_QUEUE_NAME": f"{prefix}:notify",

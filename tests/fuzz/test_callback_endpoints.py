@@ -65,7 +65,7 @@ async def wechat(stack: Stack) -> Target:
     keys = stack.account.keys
     return Target(
         "wechatpay",
-        f"{stack.gateway_url}/callbacks/wechatpay/{stack.account.account_id}",
+        f"{stack.gateway_url}/test/callbacks/wechatpay/{stack.account.account_id}",
         token["pay_no"],
         {"mchid": keys.mchid, "appid": keys.appid, "serial": serial, "apiv3": keys.apiv3_key},
     )
@@ -81,7 +81,7 @@ async def alipay(stack: Stack) -> Target:
     await stack.stop_worker()
     return Target(
         "alipay",
-        f"{stack.gateway_url}/callbacks/alipay/ali_test",
+        f"{stack.gateway_url}/test/callbacks/alipay/ali_test",
         token["pay_no"],
         {"app_id": account.app_id},
     )
@@ -95,13 +95,13 @@ async def stripe(stack: Stack) -> Target:
         sandbox_url=stack.sandbox_url,
         merchant_id="mch_test",
         account_id="stripe_test",
-        webhook_url=f"{stack.gateway_url}/callbacks/stripe/stripe_test",
+        webhook_url=f"{stack.gateway_url}/test/callbacks/stripe/stripe_test",
     )
     token = await _awaiting(stack, channel="stripe", method="payment_intent", currency="USD")
     await stack.stop_worker()
     return Target(
         "stripe",
-        f"{stack.gateway_url}/callbacks/stripe/stripe_test",
+        f"{stack.gateway_url}/test/callbacks/stripe/stripe_test",
         token["pay_no"],
         {
             "intent": token["credential"]["payment_intent_id"],
@@ -401,7 +401,7 @@ async def test_unknown_callback_paths_are_404_error_objects(stack: Stack) -> Non
             def one(channel: str, account: str, body: bytes) -> None:
                 if (channel, account) == ("wechatpay", stack.account.account_id):
                     return  # the one real endpoint: the test above
-                path = "/callbacks/{}/{}".format(
+                path = "/test/callbacks/{}/{}".format(
                     quote(channel, safe="", errors="surrogatepass"),
                     quote(account, safe="", errors="surrogatepass"),
                 )
@@ -422,7 +422,9 @@ async def test_unknown_callback_paths_are_404_error_objects(stack: Stack) -> Non
 async def test_a_nul_in_the_account_is_a_404(stack: Stack) -> None:
     await stack.stop_worker()
     before = await db_snapshot(stack)
-    answer = await stack.http.post(f"{stack.gateway_url}/callbacks/wechatpay/%00", content=b"{}")
+    answer = await stack.http.post(
+        f"{stack.gateway_url}/test/callbacks/wechatpay/%00", content=b"{}"
+    )
     # Found by the fuzz above: PostgreSQL refused a NUL in the account lookup's text parameter
     # (a 500); account ids are now checked before any lookup.
     assert answer.status_code == 404, answer.text

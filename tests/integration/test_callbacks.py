@@ -49,7 +49,7 @@ def _genuine(stack: Stack, pay_no: str, total: int, **kwargs: Any) -> tuple[dict
 
 
 def _callback_url(stack: Stack) -> str:
-    return f"{stack.gateway_url}/callbacks/wechatpay/{stack.account.account_id}"
+    return f"{stack.gateway_url}/test/callbacks/wechatpay/{stack.account.account_id}"
 
 
 async def test_duplicate_callbacks_pay_once_and_notify_once(stack: Stack) -> None:
@@ -126,7 +126,7 @@ async def test_malformed_and_unsigned_bodies_are_refused(stack: Stack) -> None:
         answer = await stack.http.post(_callback_url(stack), content=body, headers=headers)
         assert answer.status_code >= 400
     unknown_account = await stack.http.post(
-        f"{stack.gateway_url}/callbacks/wechatpay/no_such_account", content=b"{}"
+        f"{stack.gateway_url}/test/callbacks/wechatpay/no_such_account", content=b"{}"
     )
     assert unknown_account.status_code == 404
     assert await _status(stack, payment["pay_no"]) == before

@@ -98,7 +98,9 @@ async def test_an_unreachable_database_gives_a_fast_503(
     del database_url  # a real one is not what this test wants
     port = free_port()
     settings = make_settings(
-        "postgresql+asyncpg://postgres@127.0.0.1:1/nothing_listens_here", redis_url
+        "postgresql+asyncpg://postgres@127.0.0.1:1/nothing_listens_here",
+        redis_url,
+        live_database_url="postgresql+asyncpg://postgres@127.0.0.1:1/nor_here",
     )
     runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
     await runner.setup()
@@ -120,6 +122,7 @@ async def test_an_unreachable_database_gives_a_fast_503(
             assert ready.status_code == 503
             assert ready.json()["checks"]["redis"] == "ok"
             assert ready.json()["checks"]["database"].startswith("error")
+            assert ready.json()["checks"]["shadow_database"].startswith("error")
     finally:
         await runner.cleanup()
         await asyncio.sleep(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from core.merchants import create_api_key, create_merchant
@@ -112,6 +113,30 @@ async def test_oversized_body_is_refused(stack: Stack) -> None:
     assert answer.status_code == 413
     assert _error(answer)["code"] == "body_too_large"
     assert await _count(stack, pay_orders) == 0
+
+
+async def test_header_limits_refuse_before_any_handler_and_log_no_secret(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{stack.gateway_url}/v1/payments"
+    line = stack.settings.max_header_line_bytes
+    oversized_key = "sk_live_" + "S" * line  # a "key" over the line limit
+    many = {f"X-Extra-{i}": "1" for i in range(stack.settings.max_headers + 1)}
+    for headers in (
+        {"Authorization": f"Bearer {oversized_key}"},
+        stack.auth(**{"X-Padding": "p" * (line + 1)}),
+        stack.auth(**many),
+    ):
+        answer = await stack.http.post(url, json=_body(), headers=headers)
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["Content-Type"].startswith("text/plain")
+    # Within the limits, the same request is served.
+    fine = stack.auth(**{"X-Padding": "p" * (line // 2)})
+    assert (await stack.http.post(url, json=_body(), headers=fine)).status_code == 201
+    assert await _count(stack, pay_orders) == 1
+    # aiohttp's own log line would quote the offending header: the key must not be there.
+    assert "SSSSSSSS" not in caplog.text
+    assert "request refused by the HTTP parser" in caplog.text
 
 
 async def test_merchant_order_no_is_unique_per_merchant(stack: Stack) -> None:

@@ -30,7 +30,7 @@ async def provision(stack: Stack) -> StripeSandboxAccount:
         sandbox_url=stack.sandbox_url,
         merchant_id="mch_test",
         account_id=ACCOUNT_ID,
-        webhook_url=f"{stack.gateway_url}/callbacks/stripe/{ACCOUNT_ID}",
+        webhook_url=f"{stack.gateway_url}/test/callbacks/stripe/{ACCOUNT_ID}",
     )
 
 
@@ -149,7 +149,7 @@ async def test_forged_event_is_refused_and_changes_nothing(stack: Stack) -> None
         }
     )
     answer = await stack.http.post(
-        f"{stack.gateway_url}/callbacks/stripe/{ACCOUNT_ID}",
+        f"{stack.gateway_url}/test/callbacks/stripe/{ACCOUNT_ID}",
         content=body,
         headers={"Stripe-Signature": "t=1,v1=" + "0" * 64, "Content-Type": "application/json"},
     )

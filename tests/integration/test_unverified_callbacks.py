@@ -75,7 +75,7 @@ def forged_wechat(stack: Stack, pay_no: str, apiv3_key: str | None = None) -> An
 
 async def post_wechat(stack: Stack, headers: dict[str, str], body: bytes) -> int:
     answer = await stack.http.post(
-        f"{stack.gateway_url}/callbacks/wechatpay/{stack.account.account_id}",
+        f"{stack.gateway_url}/test/callbacks/wechatpay/{stack.account.account_id}",
         content=body,
         headers=headers,
     )
@@ -173,7 +173,7 @@ async def test_a_forged_alipay_notification_checks_the_order(stack: Stack) -> No
         "sign": "Zm9yZ2Vk",
     }
     answer = await stack.http.post(
-        f"{stack.gateway_url}/callbacks/alipay/ali_test",
+        f"{stack.gateway_url}/test/callbacks/alipay/ali_test",
         content=urlencode(form).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
