@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     # The two may never be the same database (docs/test-mode.md).
     database_url: str = "sqlite+aiosqlite:///./.payfront/payfront.db"
     test_database_url: str = ""
+    # DB split (docs/ledger.md#a-database-of-its-own): the ledger's tables may live in a
+    # database of their own; empty: with the rest. Test mode's is derived from it as the
+    # shadow database is (``…-shadow.db`` / ``…_shadow``).
+    ledger_database_url: str = ""
     # Which mode this Settings object serves: set by ``for_mode``, not by configuration.
     mode: Mode = "live"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -124,12 +128,23 @@ class Settings(BaseSettings):
                 "test_database_url must name another database than database_url: test-mode "
                 "data never goes into the live database"
             )
+        if (
+            self.mode == "live"
+            and self.ledger_database_url
+            and _same_database(self.ledger_database_url, self.shadow_database_url)
+        ):
+            raise ValueError("ledger_database_url must not be the shadow (test-mode) database")
         return self
 
     @property
     def shadow_database_url(self) -> str:
         """Where test-mode data lives (``test_database_url``, or derived)."""
         return self.test_database_url or shadow_url(self.database_url)
+
+    @property
+    def ledger_url(self) -> str:
+        """Where this mode's ledger tables live."""
+        return self.ledger_database_url or self.database_url
 
     @property
     def sandbox_origins(self) -> frozenset[str]:
@@ -159,10 +174,12 @@ class Settings(BaseSettings):
             return self
         if self.mode == "test":
             return self
+        ledger = self.ledger_database_url and shadow_url(self.ledger_database_url)
         return self.model_copy(
             update={
                 "mode": "test",
                 "database_url": self.shadow_database_url,
+                "ledger_database_url": ledger,
                 "queue_name": f"{self.queue_name}:test",
                 "notify_queue_name": f"{self.notify_queue_name}:test",
             }

@@ -106,6 +106,8 @@ def create_app(settings: Settings) -> web.Application:
         for lane in lanes:
             await lane.circuits.stop()
             await lane.db.dispose()
+            if lane.ledger_db is not lane.db:
+                await lane.ledger_db.dispose()
         await hub.stop()
         await redis.aclose()
 
@@ -116,11 +118,15 @@ def create_app(settings: Settings) -> web.Application:
 async def _lane(settings: Settings, vault: Vault, redis: ArqRedis, hub: WakeupHub) -> GatewayState:
     """One mode's side of the gateway: its own database, caches and circuit view."""
     db = Database(settings.database_url)
+    ledger_db = (
+        db if settings.ledger_url == settings.database_url else Database(settings.ledger_url)
+    )
     circuits = CircuitView(redis, BreakerConfig.of(settings), settings.breaker_refresh_s)
     await circuits.start()
     return GatewayState(
         settings=settings,
         db=db,
+        ledger_db=ledger_db,
         vault=vault,
         redis=redis,
         hub=hub,

@@ -27,7 +27,7 @@ EARLIEST, LATEST = date(2000, 1, 1), date(9998, 12, 31)
 @routes.get("/v1/balance")
 async def balance(request: web.Request) -> web.Response:
     state, merchant = await merchant_of(request)
-    balances = await merchant_balances(state.db, merchant.merchant_id, merchant.livemode)
+    balances = await merchant_balances(state.ledger_db, merchant.merchant_id, merchant.livemode)
     return json_response(200, orjson.dumps(balance_object(balances, livemode=merchant.livemode)))
 
 
@@ -43,7 +43,7 @@ async def settlement(request: web.Request) -> web.Response:
             param="currency",
         )
     view = await settlement_for_day(
-        state.db,
+        state.ledger_db,
         merchant.merchant_id,
         merchant.livemode,
         day,

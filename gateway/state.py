@@ -50,6 +50,8 @@ class GatewayState:
 
     settings: Settings
     db: Database
+    # The ledger's tables: ``db`` itself unless the ledger has a database of its own.
+    ledger_db: Database
     vault: Vault
     redis: ArqRedis
     hub: WakeupHub

@@ -76,6 +76,8 @@ def cmd_migrate(settings: Settings) -> None:
             name = "live" if mode == "live" else "shadow (test-mode)"
             mode_settings = settings.for_mode(mode)
             await migrate(mode_settings.database_url, name)
+            if mode_settings.ledger_url != mode_settings.database_url:
+                await migrate(mode_settings.ledger_url, f"{name} ledger")
 
     asyncio.run(migrate_all())
 

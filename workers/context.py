@@ -20,6 +20,8 @@ class WorkerContext:
     settings: Settings
     db: Database
     vault: Vault
+    # The ledger's tables: ``db`` itself unless the ledger has a database of its own.
+    ledger_db: Database
     redis: ArqRedis
     # Channel calls only: every request and answer passes this mode's guard (test mode to
     # the sandbox only, live mode never; channels.transport.ModeGuard).
@@ -39,6 +41,9 @@ class WorkerContext:
         return cls(
             settings=settings,
             db=db,
+            ledger_db=db
+            if settings.ledger_url == settings.database_url
+            else Database(settings.ledger_url),
             vault=vault,
             redis=redis,
             http=new_http_client(
@@ -67,3 +72,5 @@ class WorkerContext:
         await self.http.aclose()
         await self.webhook_http.aclose()
         await self.db.dispose()
+        if self.ledger_db is not self.db:
+            await self.ledger_db.dispose()

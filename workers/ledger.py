@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 async def post_entry(ctx: dict[str, Any], event_id: str) -> str:
     """arq job: the event's journal entry, once; marks its outbox row done."""
     w: WorkerContext = ctx["payfront"]
-    outcome = await posting.post_event(w.db, event_id)
+    outcome = await posting.post_event(w.db, event_id, ledger_db=w.ledger_db)
     log.info("ledger.post_entry", event_id=event_id, outcome=outcome.value)
     return outcome.value
 
@@ -33,13 +33,13 @@ async def post_entry(ctx: dict[str, Any], event_id: str) -> str:
 async def apply_hot_postings(ctx: dict[str, Any]) -> int:
     """arq cron: fold the hot-account buffer into the stored balances, in batches."""
     w: WorkerContext = ctx["payfront"]
-    return await hot.apply_hot_postings(w.db)
+    return await hot.apply_hot_postings(w.ledger_db)
 
 
 async def settle_due_days(ctx: dict[str, Any]) -> dict[str, int]:
     """arq cron: settle every merchant's due days (each once, however often this runs)."""
     w: WorkerContext = ctx["payfront"]
-    return _summary(await settle_due(w.db, SettlementTerms.from_settings(w.settings)))
+    return _summary(await settle_due(w.ledger_db, SettlementTerms.from_settings(w.settings)))
 
 
 async def settle_day(ctx: dict[str, Any], merchant_id: str, day: str) -> dict[str, int]:
@@ -47,7 +47,7 @@ async def settle_day(ctx: dict[str, Any], merchant_id: str, day: str) -> dict[st
     not yet due is refused (``not_due``)."""
     w: WorkerContext = ctx["payfront"]
     terms = SettlementTerms.from_settings(w.settings)
-    runs = await settle_merchant_day(w.db, terms, merchant_id, date.fromisoformat(day))
+    runs = await settle_merchant_day(w.ledger_db, terms, merchant_id, date.fromisoformat(day))
     return _summary(runs)
 
 

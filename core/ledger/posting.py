@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from core.store.tables import (
     ledger_entries,
     ledger_hot_postings,
     ledger_lines,
+    merchants,
     outbox,
     pay_orders,
     refund_orders,
@@ -122,17 +124,60 @@ def write_entry(conn: sa.Connection, plan: EntryPlan, *, now: datetime | None = 
     return int(entry_id)
 
 
-async def post_event(db: Database, event_id: str) -> Posted:
+@dataclass(frozen=True, slots=True)
+class RefundFacts:
+    """What a refund's entry needs from the trade and pay data; the rest (the fee its payment
+    was charged, whether that day is settled) is the ledger's own."""
+
+    event_id: str
+    refund: Any
+    paid_minor: int
+    refunded_before_minor: int
+    succeeded_at: datetime
+    # The payment's own entry, should it still be owed when the refund is posted.
+    payment_plan: EntryPlan | None
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """An event's entry as the trade and pay data say it: a plan ready to write, or a
+    refund's facts; ``merchant`` is (id, name, created_at) for a ledger database of its own."""
+
+    event_id: str
+    plan: EntryPlan | RefundFacts | None
+    outcome: Posted | None
+    merchant: tuple[str, str, datetime] | None = None
+
+
+async def post_event(db: Database, event_id: str, *, ledger_db: Database | None = None) -> Posted:
     """Post the entry ``event_id`` owes (idempotent: a second run posts nothing) and mark
-    its outbox row done, in one transaction."""
-    try:
-        return await db.run_write(_post_event, event_id)
-    except IntegrityError:
-        # A concurrent run wrote the same entry first; this transaction rolled back whole.
-        if not await db.run_write(_has_entry, event_id):
-            raise
-        await db.run_write(_mark_done, event_id)
-        return Posted.ALREADY_POSTED
+    its outbox row done.
+
+    One database: in one transaction. A ledger database of its own (``ledger_db``; DB split,
+    docs/ledger.md): the facts are read from ``db``, the entry is written to ``ledger_db``
+    (idempotent by the event id, unique there), then the outbox row is marked done in ``db``;
+    a crash in between re-runs the job, which finds the entry and only marks the row."""
+    if ledger_db is None or ledger_db is db:
+        try:
+            return await db.run_write(_post_event, event_id)
+        except IntegrityError:
+            # A concurrent run wrote the same entry first; this transaction rolled back whole.
+            if not await db.run_write(_has_entry, event_id):
+                raise
+            await db.run_write(_mark_done, event_id)
+            return Posted.ALREADY_POSTED
+    async with db.read() as conn:
+        owed = await conn.run_sync(_owed, event_id, True)
+    outcome = owed.outcome
+    if outcome is None:
+        try:
+            outcome = await ledger_db.run_write(_write_owed, owed)
+        except IntegrityError:
+            if not await ledger_db.run_write(_has_entry, event_id):
+                raise
+            outcome = Posted.ALREADY_POSTED
+    await db.run_write(_mark_done, event_id)
+    return outcome
 
 
 def _has_entry(conn: sa.Connection, event_id: str) -> bool:
@@ -153,29 +198,62 @@ def _mark_done(conn: sa.Connection, event_id: str) -> None:
 
 
 def _post_event(conn: sa.Connection, event_id: str) -> Posted:
-    event = conn.execute(sa.select(events).where(events.c.id == event_id)).first()
-    if event is None:
-        _mark_done(conn, event_id)
-        return Posted.NO_EVENT
+    """One database: read, write and mark done in one transaction."""
     if _has_entry(conn, event_id):
         _mark_done(conn, event_id)
         return Posted.ALREADY_POSTED
+    owed = _owed(conn, event_id, False)
+    outcome = owed.outcome or _write_owed(conn, owed)
+    _mark_done(conn, event_id)
+    return outcome
+
+
+def _owed(conn: sa.Connection, event_id: str, with_merchant: bool) -> Owed:
+    """Read from the trade and pay data what ``event_id``'s entry is (no ledger table read)."""
+    event = conn.execute(sa.select(events).where(events.c.id == event_id)).first()
+    if event is None:
+        return Owed(event_id, None, Posted.NO_EVENT)
     if event.type in RECEIVED_EVENTS:
         # Paid, paid in part, paid late, paid twice: money came in all the same (refunds
         # of it, automatic or not, are posted as refunds).
-        plan = _payment_plan(conn, event)
+        plan: EntryPlan | RefundFacts = _payment_plan(conn, event)
     elif event.type == REFUND_SUCCEEDED:
-        plan = _refund_plan(conn, event)
+        plan = _refund_facts(conn, event)
     elif event.type == TRANSFER_SUCCEEDED:
         plan = _transfer_plan(conn, event)
     elif event.type == WITHDRAWAL_SUCCEEDED:
         plan = _withdrawal_plan(conn, event)
     else:
-        _mark_done(conn, event_id)
-        return Posted.NOT_MONEY
-    write_entry(conn, plan)
-    _mark_done(conn, event_id)
+        return Owed(event_id, None, Posted.NOT_MONEY)
+    merchant = None
+    if with_merchant:
+        row = conn.execute(
+            sa.select(merchants.c.id, merchants.c.name, merchants.c.created_at).where(
+                merchants.c.id == event.merchant_id
+            )
+        ).one()
+        merchant = (row.id, row.name, row.created_at)
+    return Owed(event_id, plan, None, merchant)
+
+
+def _write_owed(conn: sa.Connection, owed: Owed) -> Posted:
+    """Write the entry in the ledger's database (the same one, or its own)."""
+    if _has_entry(conn, owed.event_id):
+        return Posted.ALREADY_POSTED
+    if owed.merchant is not None:
+        copy_merchant(conn, *owed.merchant)
+    plan = owed.plan
+    assert plan is not None
+    write_entry(conn, _refund_plan(conn, plan) if isinstance(plan, RefundFacts) else plan)
     return Posted.POSTED
+
+
+def copy_merchant(conn: sa.Connection, merchant_id: str, name: str, created_at: datetime) -> None:
+    """A ledger database of its own keeps the ids of the merchants it books for (its entries
+    and accounts refer to them): copied there once, never changed."""
+    found = conn.execute(sa.select(merchants.c.id).where(merchants.c.id == merchant_id)).first()
+    if found is None:
+        conn.execute(merchants.insert().values(id=merchant_id, name=name, created_at=created_at))
 
 
 def _payment_plan(conn: sa.Connection, event: Any) -> EntryPlan:
@@ -267,7 +345,7 @@ def _received(pay: Any) -> int:
     return int(pay.paid_minor if pay.paid_minor is not None else pay.amount_minor)
 
 
-def _refund_plan(conn: sa.Connection, event: Any) -> EntryPlan:
+def _refund_facts(conn: sa.Connection, event: Any) -> RefundFacts:
     refund = conn.execute(
         sa.select(refund_orders).where(
             refund_orders.c.refund_no == event.refund_no,
@@ -277,13 +355,31 @@ def _refund_plan(conn: sa.Connection, event: Any) -> EntryPlan:
     if refund is None:
         raise MissingSource(f"event {event.id}: no refund {event.refund_no}")
     pay = conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == refund.pay_no)).one()
-    fee_minor, paid_at = _payment_fee_posted(conn, refund.pay_no)
     succeeded_at = refund.succeeded_at or event.created_at
+    paid_event = conn.execute(
+        sa.select(events)
+        .where(events.c.pay_no == refund.pay_no, events.c.type.in_(RECEIVED_EVENTS))
+        .order_by(events.c.created_at)
+    ).first()
+    return RefundFacts(
+        event_id=event.id,
+        refund=refund,
+        paid_minor=_received(pay),
+        refunded_before_minor=_refunded_before(conn, refund, succeeded_at),
+        succeeded_at=succeeded_at,
+        payment_plan=None if paid_event is None else _payment_plan(conn, paid_event),
+    )
+
+
+def _refund_plan(conn: sa.Connection, facts: RefundFacts) -> EntryPlan:
+    """The refund's entry, from its facts and the ledger (``conn``: the ledger's database)."""
+    refund = facts.refund
+    fee_minor, paid_at = _payment_fee_posted(conn, refund.pay_no, facts.payment_plan)
     # Once the payment's day is settled its money is in available: the refund comes out of
     # there (docs/ledger.md, "Refunds after settlement").
     settled = settled_through(conn, refund.merchant_id, refund.currency, refund.livemode)
     return refund_entry(
-        event_id=event.id,
+        event_id=facts.event_id,
         merchant_id=refund.merchant_id,
         pay_no=refund.pay_no,
         refund_no=refund.refund_no,
@@ -293,12 +389,12 @@ def _refund_plan(conn: sa.Connection, event: Any) -> EntryPlan:
         refund_minor=refund.amount_minor,
         fee_returned_minor=refund_fee_returned(
             refund.channel,
-            paid_minor=_received(pay),
+            paid_minor=facts.paid_minor,
             fee_minor=fee_minor,
-            refunded_before_minor=_refunded_before(conn, refund, succeeded_at),
+            refunded_before_minor=facts.refunded_before_minor,
             refund_minor=refund.amount_minor,
         ),
-        effective_at=succeeded_at,
+        effective_at=facts.succeeded_at,
         from_available=settled is not None and day_of(paid_at) <= settled,
     )
 
@@ -319,7 +415,9 @@ def settled_through(
     return day_of_key(key) if key else None
 
 
-def _payment_fee_posted(conn: sa.Connection, pay_no: str) -> tuple[int, datetime]:
+def _payment_fee_posted(
+    conn: sa.Connection, pay_no: str, payment_plan: EntryPlan | None
+) -> tuple[int, datetime]:
     """The fee the payment's entry charged and when it took effect (posting that entry first
     if it is still owed: its rate may have changed since, and the refund must return part of
     the fee charged)."""
@@ -329,14 +427,9 @@ def _payment_fee_posted(conn: sa.Connection, pay_no: str) -> tuple[int, datetime
         )
     ).scalar()
     if entry_id is None:
-        paid_event = conn.execute(
-            sa.select(events)
-            .where(events.c.pay_no == pay_no, events.c.type.in_(RECEIVED_EVENTS))
-            .order_by(events.c.created_at)
-        ).first()
-        if paid_event is None:
+        if payment_plan is None:
             raise MissingSource(f"payment {pay_no} has no payment.succeeded event")
-        entry_id = write_entry(conn, _payment_plan(conn, paid_event))
+        entry_id = write_entry(conn, payment_plan)
     fee = conn.execute(
         sa.select(sa.func.coalesce(sa.func.sum(ledger_lines.c.amount_minor), 0))
         .select_from(ledger_lines.join(ledger_accounts))

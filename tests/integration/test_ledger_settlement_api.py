@@ -106,7 +106,7 @@ async def test_the_cron_settles_yesterday_and_the_routes_show_it(stack: Stack) -
     assert datetime.fromisoformat(view["available_at"]) == day_bounds(today)[1]
 
     # The one-day job: yesterday is settled already, today is not due.
-    ctx = {"payfront": SimpleNamespace(db=stack.db, settings=stack.settings.for_mode("test"))}
+    ctx = {"payfront": SimpleNamespace(ledger_db=stack.db, settings=stack.settings)}
     assert await settle_day(ctx, "mch_test", yesterday.isoformat()) == {"already_settled": 1}
     assert await settle_day(ctx, "mch_test", today.isoformat()) == {"not_due": 1}
 
