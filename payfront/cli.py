@@ -209,6 +209,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
+    from core.provision import set_channel_fee_rate
     from core.store.db import Database
     from core.vault import Vault
     from payfront.devsetup import DEV_ACCOUNT_ID, DEV_MERCHANT_ID, provision_wechat_sandbox_account
@@ -241,6 +242,11 @@ async def _provision_dev(settings: Settings, sandbox_url: str) -> None:
             account_id="stripe_dev",
             webhook_url=f"{settings.public_base_url.rstrip('/')}/test/callbacks/stripe/stripe_dev",
         )
+        # payfront's fee rates as the sandbox charges them (its defaults): the ledger's fees
+        # then agree with the statements, and reconciliation finds no fee difference.
+        await set_channel_fee_rate(db, DEV_ACCOUNT_ID, fee_rate_bps=60)
+        await set_channel_fee_rate(db, "alipay_dev", fee_rate_bps=60)
+        await set_channel_fee_rate(db, "stripe_dev", fee_rate_bps=290, fee_fixed_minor=30)
         await _dev_routing_rules(db, DEV_MERCHANT_ID, DEV_ACCOUNT_ID)
     finally:
         await db.dispose()
