@@ -110,6 +110,23 @@ def _chunks(values: Sequence[str]) -> Iterable[list[str]]:
         yield list(values[start : start + _CHUNK])
 
 
+async def _by_number(
+    conn: AsyncConnection,
+    table: sa.Table,
+    number: sa.Column[Any],
+    account: AccountInfo,
+    numbers: Sequence[str],
+) -> list[Any]:
+    """The account's rows of ``table`` whose ``number`` is one of ``numbers``."""
+    rows: list[Any] = []
+    for chunk in _chunks(numbers):
+        query = sa.select(table).where(
+            table.c.channel_account_id == account.account_id, number.in_(chunk)
+        )
+        rows += (await conn.execute(query)).all()
+    return rows
+
+
 async def _our_day(
     db: Database, account: AccountInfo, day: date, lines: Sequence[LineRecord]
 ) -> OurDay:
@@ -120,16 +137,7 @@ async def _our_day(
         {line.out_refund_no for line in lines if line.kind == REFUND and line.out_refund_no}
     )
     async with db.read() as conn:
-        pay_rows: list[Any] = []
-        for chunk in _chunks(pay_numbers):
-            pay_rows += (
-                await conn.execute(
-                    sa.select(pay_orders).where(
-                        pay_orders.c.channel_account_id == account.account_id,
-                        pay_orders.c.pay_no.in_(chunk),
-                    )
-                )
-            ).all()
+        pay_rows = await _by_number(conn, pay_orders, pay_orders.c.pay_no, account, pay_numbers)
         expected_pay_rows = (
             await conn.execute(
                 sa.select(pay_orders).where(
@@ -140,16 +148,9 @@ async def _our_day(
                 )
             )
         ).all()
-        refund_rows: list[Any] = []
-        for chunk in _chunks(refund_numbers):
-            refund_rows += (
-                await conn.execute(
-                    sa.select(refund_orders).where(
-                        refund_orders.c.channel_account_id == account.account_id,
-                        refund_orders.c.refund_no.in_(chunk),
-                    )
-                )
-            ).all()
+        refund_rows = await _by_number(
+            conn, refund_orders, refund_orders.c.refund_no, account, refund_numbers
+        )
         expected_refund_rows = (
             await conn.execute(
                 sa.select(refund_orders).where(
