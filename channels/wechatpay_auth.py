@@ -121,7 +121,13 @@ class SignatureRejected(CallbackRejected):
 
 
 def random_nonce() -> str:
-    return "".join(secrets.choice(_NONCE_ALPHABET) for _ in range(32))
+    """32 random alphanumerics from one read of the OS's randomness (``secrets.choice`` per
+    character made 32 reads: ~4 % of a prepay's CPU). Bytes from 248 up are dropped, so each
+    of the 62 characters stays equally likely (248 = 4 × 62)."""
+    chars: list[str] = []
+    while len(chars) < 32:
+        chars += [_NONCE_ALPHABET[b % 62] for b in secrets.token_bytes(40) if b < 248]
+    return "".join(chars[:32])
 
 
 def format_time_expire(moment: datetime) -> str:

@@ -29,6 +29,11 @@ MONEY_EVENTS = RECEIVED_EVENTS | {
     "withdrawal.succeeded",
 }
 
+# Built once and given rows as parameters: ``.values(...)`` would build (and cache-key) a new
+# statement for every event.
+INSERT_EVENT = events.insert()
+INSERT_OWED = outbox.insert()
+
 
 async def record_payment_event(
     conn: AsyncConnection, event_type: str, pay_no: str, *, now: datetime
@@ -87,6 +92,36 @@ async def record_event(
 ) -> str:
     """Insert an event and the work it owes (its notification; its ledger posting when it
     moves money) in the caller's transaction; return its id."""
+    row, owed = event_rows(
+        event_type,
+        merchant_id=merchant_id,
+        livemode=livemode,
+        data=data,
+        now=now,
+        pay_no=pay_no,
+        refund_no=refund_no,
+        transfer_no=transfer_no,
+        withdrawal_no=withdrawal_no,
+    )
+    await conn.execute(INSERT_EVENT, row)
+    await conn.execute(INSERT_OWED, owed)
+    return str(row["id"])
+
+
+def event_rows(
+    event_type: str,
+    *,
+    merchant_id: str,
+    livemode: bool,
+    data: dict[str, Any],
+    now: datetime,
+    pay_no: str | None = None,
+    refund_no: str | None = None,
+    transfer_no: str | None = None,
+    withdrawal_no: str | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The event's row and the outbox rows it owes, for ``record_event`` or a synchronous
+    caller (core.pay) to insert in its transaction with ``INSERT_EVENT`` and ``INSERT_OWED``."""
     event_id = ids.new_event_id()
     payload: dict[str, Any] = {
         "id": event_id,
@@ -96,24 +131,21 @@ async def record_event(
         "livemode": livemode,
         "data": {"object": data},
     }
-    await conn.execute(
-        events.insert().values(
-            id=event_id,
-            merchant_id=merchant_id,
-            type=event_type,
-            pay_no=pay_no,
-            refund_no=refund_no,
-            transfer_no=transfer_no,
-            withdrawal_no=withdrawal_no,
-            payload=payload,
-            created_at=now,
-        )
-    )
+    row = {
+        "id": event_id,
+        "merchant_id": merchant_id,
+        "type": event_type,
+        "pay_no": pay_no,
+        "refund_no": refund_no,
+        "transfer_no": transfer_no,
+        "withdrawal_no": withdrawal_no,
+        "payload": payload,
+        "created_at": now,
+    }
     owed = [NOTIFY_JOB]
     if event_type in MONEY_EVENTS:
         owed.append(POST_ENTRY_JOB)
-    await conn.execute(
-        outbox.insert(),
-        [{"kind": kind, "ref": event_id, "status": "pending", "created_at": now} for kind in owed],
-    )
-    return event_id
+    jobs = [
+        {"kind": kind, "ref": event_id, "status": "pending", "created_at": now} for kind in owed
+    ]
+    return row, jobs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,14 +19,26 @@ from core.store.tables import (
     withdrawals,
 )
 
+# Built once: a statement built per call costs more to make and cache-key than to run.
+MARK_DONE = (
+    outbox.update()
+    .where(
+        outbox.c.kind == sa.bindparam("done_kind"),
+        outbox.c.ref == sa.bindparam("done_ref"),
+        outbox.c.status == "pending",
+    )
+    .values(status="done", done_at=sa.bindparam("done_at", type_=outbox.c.done_at.type))
+)
+
+
+def done_params(kind: str, ref: str, now: datetime) -> dict[str, Any]:
+    """``MARK_DONE``'s parameters (for a synchronous caller: ``conn.execute(MARK_DONE, …)``)."""
+    return {"done_kind": kind, "done_ref": ref, "done_at": now}
+
 
 async def mark_done(conn: AsyncConnection, kind: str, ref: str, now: datetime) -> None:
     """The work of an outbox row is done (in the caller's transaction: the change that did it)."""
-    await conn.execute(
-        outbox.update()
-        .where(outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.status == "pending")
-        .values(status="done", done_at=now)
-    )
+    await conn.execute(MARK_DONE, done_params(kind, ref, now))
 
 
 @dataclass(frozen=True, slots=True)

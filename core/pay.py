@@ -17,11 +17,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core import resolutions
-from core.errors import Conflict, NotFound
-from core.events import record_payment_event
+from core.errors import Conflict, NotFound, StaleState
+from core.events import INSERT_EVENT, INSERT_OWED, event_rows, record_payment_event
 from core.idempotency import IdempotencyClaim, StoredAnswer, remember, stored_answer
 from core.merchants import MerchantAuth
-from core.outbox import mark_done
+from core.outbox import MARK_DONE, done_params, mark_done
 from core.payments import PREPAY_JOB
 from core.states import (
     PAY_WAITING,
@@ -51,7 +51,7 @@ EVENT_FOR_MOVE = {
 }
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
@@ -151,34 +151,76 @@ async def _move_trade(
     )
 
 
-class PrepayStart(enum.Enum):
-    FRESH = "fresh"  # we moved pending → prepaying: nothing was sent yet
-    RESUMED = "resumed"  # it was already prepaying: an earlier try may have reached the channel
-    NOTHING_TO_DO = "nothing_to_do"
+# Built once (see core.outbox.MARK_DONE): the compare-and-sets of a payment applied in one go.
+# An UPDATE given parameters named like columns sets those columns.
+PAY_CAS = (
+    pay_orders.update()
+    .where(
+        pay_orders.c.pay_no == sa.bindparam("cas_key"),
+        pay_orders.c.status == sa.bindparam("cas_status"),
+        pay_orders.c.version == sa.bindparam("cas_version"),
+    )
+    .returning(*pay_orders.c)
+)
+_TRADE_CAS = trade_orders.update().where(
+    trade_orders.c.trade_no == sa.bindparam("cas_key"),
+    trade_orders.c.status == sa.bindparam("cas_status"),
+    trade_orders.c.version == sa.bindparam("cas_version"),
+)
 
 
-async def start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any] | None]:
-    return await again_if_stale(lambda: _start_prepay(db, pay_no))
-
-
-async def _start_prepay(db: Database, pay_no: str) -> tuple[PrepayStart, Row[Any] | None]:
-    now = _now()
-    async with db.begin() as conn:
-        pay = (
-            await conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == pay_no))
-        ).first()
-        if pay is None:
-            return PrepayStart.NOTHING_TO_DO, None
-        if pay.status == PayStatus.PREPAYING:
-            return PrepayStart.RESUMED, pay
-        if pay.status != PayStatus.PENDING:
-            await mark_done(conn, PREPAY_JOB, pay_no, now)
-            return PrepayStart.NOTHING_TO_DO, pay
-        await transition(conn, pay, PayEvent.START_PREPAY, now)
-        fresh = (
-            await conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == pay_no))
-        ).one()
-    return PrepayStart.FRESH, fresh
+def record_paid(conn: sa.Connection, pay: Row[Any], now: datetime, **values: Any) -> Moved:
+    """``transition(PAYMENT_SUCCEEDED)`` in plain synchronous SQLAlchemy (``Database.run_write``)
+    for a caller that read the pay order together with its trade's ``trade_status``,
+    ``trade_version``, ``merchant_order_no`` and ``metadata``: the same writes (the pay order
+    and its trade compare-and-set, raising ``StaleState`` when another writer was first; the
+    prepay's outbox row done; the ``payment.succeeded`` event with its outbox rows) in four or
+    five statements, nothing read again: the UPDATE returns the row the event shows. Raises
+    ``IllegalTransition``, before writing anything, when either table refuses the move."""
+    target = next_pay_status(PayStatus(pay.status), PayEvent.PAYMENT_SUCCEEDED)
+    trade_to = next_trade_status(TradeStatus(pay.trade_status), TradeEvent.PAID)
+    paid = conn.execute(
+        PAY_CAS,
+        {
+            "cas_key": pay.pay_no,
+            "cas_status": pay.status,
+            "cas_version": pay.version,
+            "status": target,
+            "version": pay.version + 1,
+            "updated_at": now,
+            **values,
+        },
+    ).first()
+    if paid is None:
+        raise StaleState(pay.pay_no)
+    moved_trade = conn.execute(
+        _TRADE_CAS,
+        {
+            "cas_key": pay.trade_no,
+            "cas_status": pay.trade_status,
+            "cas_version": pay.trade_version,
+            "status": trade_to,
+            "version": pay.trade_version + 1,
+            "updated_at": now,
+        },
+    )
+    if moved_trade.rowcount != 1:
+        raise StaleState(pay.trade_no)
+    if pay.status in PAY_WAITING:
+        # The prepay's work is done. (An order that left PAY_WAITING before had its row
+        # marked done by that move: ``transition`` does it on every move out.)
+        conn.execute(MARK_DONE, done_params(PREPAY_JOB, pay.pay_no, now))
+    event, owed = event_rows(
+        EVENT_FOR_MOVE[PayEvent.PAYMENT_SUCCEEDED],
+        merchant_id=paid.merchant_id,
+        livemode=paid.livemode,
+        data=payment_object(paid, pay),
+        pay_no=pay.pay_no,
+        now=now,
+    )
+    conn.execute(INSERT_EVENT, event)
+    conn.execute(INSERT_OWED, owed)
+    return Moved(target, event["id"])
 
 
 async def _apply(db: Database, pay_no: str, event: PayEvent, **values: Any) -> Moved | None:
@@ -187,7 +229,7 @@ async def _apply(db: Database, pay_no: str, event: PayEvent, **values: Any) -> M
 
 async def _apply_once(db: Database, pay_no: str, event: PayEvent, **values: Any) -> Moved | None:
     """Apply ``event`` if the table allows it from the current state; None if it does not."""
-    now = _now()
+    now = now_utc()
     async with db.begin() as conn:
         pay = (
             await conn.execute(sa.select(pay_orders).where(pay_orders.c.pay_no == pay_no))
@@ -198,18 +240,6 @@ async def _apply_once(db: Database, pay_no: str, event: PayEvent, **values: Any)
             return await transition(conn, pay, event, now, **values)
         except IllegalTransition:
             return None
-
-
-async def credential_ready(
-    db: Database, pay_no: str, credential: dict[str, str], channel_trade_no: str | None
-) -> Moved | None:
-    return await _apply(
-        db,
-        pay_no,
-        PayEvent.CREDENTIAL_READY,
-        credential=credential,
-        channel_trade_no=channel_trade_no,
-    )
 
 
 async def prepay_failed(db: Database, pay_no: str, code: str, message: str) -> Moved | None:
@@ -239,7 +269,7 @@ async def resolve_unknown(
     """Settle a payment in ``unknown`` by hand (the person checked the channel's console),
     recording who, why and the evidence with the move. Returns the payment's JSON, the
     merchant event recorded and whether it is a replay (same Idempotency-Key and request)."""
-    now = _now()
+    now = now_utc()
     async with db.begin() as conn:
         if claim is not None:
             answer = await conn.run_sync(stored_answer, merchant.merchant_id, claim)
@@ -301,5 +331,5 @@ async def mark_checked(db: Database, pay_no: str) -> None:
     """Record that the channel was asked about this order and had nothing new to say."""
     async with db.begin() as conn:
         await conn.execute(
-            pay_orders.update().where(pay_orders.c.pay_no == pay_no).values(checked_at=_now())
+            pay_orders.update().where(pay_orders.c.pay_no == pay_no).values(checked_at=now_utc())
         )

@@ -12,14 +12,12 @@ from redis.exceptions import RedisError
 from channels.base import Channel, HttpResponse, PayoutStatus, RefundStatus, TradeState
 from channels.errors import CallbackIgnored, CallbackRejected
 from channels.registry import account_identity
-from core import wakeups
 from core.receipts import ApplyOutcome, apply_payment
 from core.refunds import RefundOutcome, apply_refund
 from core.withdrawals import PayoutOutcome, apply_payout
 from gateway import unverified_callbacks
-from gateway.routes_payments import STATE
-from gateway.state import GatewayState
-from workers.queue import Queues, enqueue_notify
+from gateway.state import LANES, GatewayState
+from workers.queue import Queues, enqueue_notify, enqueue_notify_and_wake
 from workers.reports import payment_report, refund_report
 from workers.withdraw import payout_report
 
@@ -34,7 +32,18 @@ def _render(answer: HttpResponse) -> web.Response:
 
 @routes.post("/callbacks/{channel}/{account}")
 async def callback(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    """A live-mode channel account's callbacks."""
+    return await _callback(request, request.app[LANES].live)
+
+
+@routes.post("/test/callbacks/{channel}/{account}")
+async def test_callback(request: web.Request) -> web.Response:
+    """A test-mode (sandbox) channel account's callbacks: looked up in, and applied to, the
+    shadow database only (the notify URL a test-mode worker sends carries this path)."""
+    return await _callback(request, request.app[LANES].test)
+
+
+async def _callback(request: web.Request, state: GatewayState) -> web.Response:
     channel_name, account_id = request.match_info["channel"], request.match_info["account"]
     structlog.contextvars.bind_contextvars(channel=channel_name, channel_account=account_id)
     try:
@@ -81,8 +90,10 @@ async def callback(request: web.Request) -> web.Response:
         return _render(channel.ack_failure("unknown out_trade_no"))
     if event_id is not None:
         try:
-            await wakeups.publish(state.redis, trade.out_trade_no)
-            await enqueue_notify(state.redis, Queues.of(state.settings), event_id)
+            # The wake-up and the webhook job in one round trip.
+            await enqueue_notify_and_wake(
+                state.redis, Queues.of(state.settings), event_id, trade.out_trade_no
+            )
         except RedisError:
             # Committed already: the outbox row gets the webhook sent once Redis is back,
             # and long-polls fall back to re-reading.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from core import pay as pay_core
+from core import prepay as prepay_core
 from core import receipts
 from core.merchants import MerchantAuth, create_merchant, save_channel_account
 from core.payments import NewPayment, create_payment
@@ -65,8 +65,8 @@ async def payment(
 ) -> str:
     """A payment awaiting payment (its prepay done), by its pay_no."""
     pay_no = await pending_payment(db, merchant, account_id, amount_minor=amount_minor)
-    await pay_core.start_prepay(db, pay_no)
-    await pay_core.credential_ready(db, pay_no, {"code_url": "weixin://x"}, None)
+    await prepay_core.start_prepay(db, pay_no)
+    await prepay_core.credential_ready(db, pay_no, {"code_url": "weixin://x"}, None)
     return pay_no
 
 

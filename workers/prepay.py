@@ -24,6 +24,7 @@ from channels.errors import (
 )
 from core import attempts, context
 from core import pay as pay_core
+from core import prepay as prepay_core
 from core.states import PayStatus, TradeStatus
 from workers import limits, settle
 from workers.context import WorkerContext
@@ -43,16 +44,17 @@ async def prepay(ctx: dict[str, Any], pay_no: str) -> str:
 
 
 async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
-    start, pay = await pay_core.start_prepay(w.db, pay_no)
-    if start is pay_core.PrepayStart.NOTHING_TO_DO or pay is None:
+    begun = await prepay_core.begin_prepay(w.db, pay_no)
+    start, pay = begun.start, begun.pay
+    if start is prepay_core.PrepayStart.NOTHING_TO_DO or pay is None:
         return "nothing_to_do"
     context.bind_trace(pay.trace_id)
     channel, _ = await w.channels.get(pay.channel_account_id)
     try:
-        moot = await _settle_earlier_attempts(w, pay)
+        moot = await _settle_earlier_attempts(w, begun)
         if moot is not None:
             return moot
-        if start is pay_core.PrepayStart.RESUMED or job_try > 1:
+        if start is prepay_core.PrepayStart.RESUMED or job_try > 1:
             settled = await _settle_by_query(w, channel, pay)
             if settled is not None:
                 return settled
@@ -74,7 +76,7 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
         # fails now (the merchant hears at once and may pay by another channel); one an
         # earlier try may have created at the channel, or one waiting for a half-open
         # probe, is retried after the wait.
-        if start is pay_core.PrepayStart.FRESH and job_try == 1 and not exc.probing:
+        if start is prepay_core.PrepayStart.FRESH and job_try == 1 and not exc.probing:
             return await _fail(w, pay_no, exc)
         if job_try >= w.settings.prepay_max_tries:
             # An earlier try may have reached the channel: unknown, not failed.
@@ -99,7 +101,7 @@ async def _prepay(w: WorkerContext, pay_no: str, job_try: int) -> str:
         log.warning("prepay.retry", code=exc.code, message=exc.message, defer_s=delay)
         raise Retry(defer=delay) from exc
     credential = {"type": f"{pay.channel}_{pay.method}", **result.credential}
-    await pay_core.credential_ready(w.db, pay_no, credential, result.channel_trade_no)
+    await prepay_core.credential_ready(w.db, pay_no, credential, result.channel_trade_no)
     await settle.announce(w, pay_no, None)
     log.info("prepay.ready")
     return "awaiting_payment"
@@ -140,21 +142,25 @@ async def _settle_by_query(w: WorkerContext, channel: Channel, pay: Row[Any]) ->
     return None
 
 
-async def _settle_earlier_attempts(w: WorkerContext, pay: Row[Any]) -> str | None:
+async def _settle_earlier_attempts(w: WorkerContext, begun: prepay_core.PrepayBegun) -> str | None:
     """Before a new attempt of a trade reaches its channel, every earlier attempt that may
     still be paid is settled at its own channel: paid there → applied (the trade is paid);
     open there → closed there, then superseded here; never sent → superseded. Returns why
-    this attempt has nothing to do, or None to go on."""
-    trade = await attempts.trade_of(w.db, pay.trade_no)
+    this attempt has nothing to do, or None to go on. The trade and its open attempts come
+    from the transaction that started this prepay; the trade is read again only after
+    earlier attempts were settled."""
+    pay, trade = begun.pay, begun.trade
+    assert pay is not None and trade is not None
     if trade.current_pay_no not in (None, pay.pay_no):
         # A newer attempt replaced this one; its job settles this one at the channel.
         return "replaced_by_newer_attempt"
-    for old in await attempts.earlier_open_attempts(w.db, pay):
+    for old in begun.earlier_open:
         if old.status != PayStatus.PENDING:
             await _close_at_channel(w, old)
         moved = await pay_core.supersede(w.db, old.pay_no)
         await settle.announce(w, old.pay_no, moved.event_id if moved else None)
-    trade = await attempts.trade_of(w.db, pay.trade_no)
+    if begun.earlier_open:
+        trade = await attempts.trade_of(w.db, pay.trade_no)
     if trade.status in (TradeStatus.OPEN, TradeStatus.FAILED):
         return None
     moved = await pay_core.prepay_failed(

@@ -17,6 +17,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_pre
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
 
+from core import wakeups
 from core.settings import Settings
 
 PREPAY = "prepay"
@@ -66,6 +67,14 @@ return 1
 async def _enqueue(
     pool: ArqRedis, queue: str, function: str, *args: object, key: str, at: datetime | None = None
 ) -> bool:
+    keys_and_args = _enqueue_keys_and_args(pool, queue, function, *args, key=key, at=at)
+    written = await cast("Awaitable[int]", pool.eval(_ENQUEUE, 4, *keys_and_args))
+    return bool(written)
+
+
+def _enqueue_keys_and_args(
+    pool: ArqRedis, queue: str, function: str, *args: object, key: str, at: datetime | None = None
+) -> list[Any]:
     job_id = f"{queue}:{key}"
     enqueued_ms = timestamp_ms()
     score = to_unix_ms(at) if at is not None else enqueued_ms
@@ -80,8 +89,7 @@ async def _enqueue(
         score,
         job_id,
     ]
-    written = await cast("Awaitable[int]", pool.eval(_ENQUEUE, 4, *keys_and_args))
-    return bool(written)
+    return keys_and_args
 
 
 async def enqueue_prepay(pool: ArqRedis, queues: Queues, pay_no: str) -> bool:
@@ -94,6 +102,21 @@ async def enqueue_check(pool: ArqRedis, queues: Queues, pay_no: str) -> bool:
 
 async def enqueue_notify(pool: ArqRedis, queues: Queues, event_id: str) -> bool:
     return await _enqueue(pool, queues.notify, NOTIFY, event_id, key=f"notify:{event_id}")
+
+
+async def enqueue_notify_and_wake(
+    pool: ArqRedis, queues: Queues, event_id: str, pay_no: str
+) -> bool:
+    """``core.wakeups.publish(pay_no)`` then ``enqueue_notify(event_id)``, in one round trip
+    (a pipeline, not a transaction): what follows a payment applied from a callback."""
+    keys_and_args = _enqueue_keys_and_args(
+        pool, queues.notify, NOTIFY, event_id, key=f"notify:{event_id}"
+    )
+    async with pool.pipeline(transaction=False) as pipe:
+        pipe.publish(wakeups.CHANNEL, pay_no)
+        pipe.eval(_ENQUEUE, 4, *keys_and_args)
+        _, written = await pipe.execute()
+    return bool(written)
 
 
 async def enqueue_delivery(

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from core import attempts, receipts, refunds
 from core import pay as pay_core
+from core import prepay as prepay_core
 from core.errors import Conflict, InvalidRequest
 from core.receipts import ApplyOutcome, PaymentReport
 from core.refunds import NewRefund
@@ -160,8 +161,8 @@ async def test_a_second_paid_attempt_is_refunded_and_the_trade_paid_once(
     second = created.pay_no
     trade = await _row(db, trade_orders, trade_no=trade_no)
     assert (trade.status, trade.current_pay_no) == ("open", second)
-    await pay_core.start_prepay(db, second)
-    await pay_core.credential_ready(db, second, {"code_url": "weixin://y"}, None)
+    await prepay_core.start_prepay(db, second)
+    await prepay_core.credential_ready(db, second, {"code_url": "weixin://y"}, None)
 
     assert (await receipts.apply_payment(db, _report(account_id, second, 700)))[0] is (
         ApplyOutcome.APPLIED
@@ -198,7 +199,7 @@ async def test_a_failed_trade_is_reopened_by_a_new_attempt(db: Database, vault: 
     merchant, account_id = await factories.merchant_with_account(db, vault)
     first = await factories.pending_payment(db, merchant, account_id)
     trade_no = (await _row(db, pay_orders, pay_no=first)).trade_no
-    await pay_core.start_prepay(db, first)
+    await prepay_core.start_prepay(db, first)
     await pay_core.prepay_failed(db, first, "PARAM_ERROR", "refused by the channel")
     assert (await _row(db, trade_orders, trade_no=trade_no)).status == "failed"
     created = await attempts.create_attempt(

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from core import pay as pay_core
+from core import prepay as prepay_core
 from core import receipts, withdrawals
 from core.ledger.balances import account_balance, check_ledger
 from core.ledger.posting import post_event
@@ -44,8 +44,8 @@ async def _funded_wallet(db: Database, vault: Vault, amount: int) -> tuple[Merch
         claim=None,
         channel_account_id=account_id,
     )
-    await pay_core.start_prepay(db, created.pay_no)
-    await pay_core.credential_ready(db, created.pay_no, {"code_url": "weixin://x"}, None)
+    await prepay_core.start_prepay(db, created.pay_no)
+    await prepay_core.credential_ready(db, created.pay_no, {"code_url": "weixin://x"}, None)
     outcome, _ = await receipts.apply_payment(
         db,
         receipts.PaymentReport(

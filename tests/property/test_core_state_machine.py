@@ -39,7 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from core import pay, receipts, refunds, resolutions
+from core import pay, prepay, receipts, refunds, resolutions
 from core.errors import Conflict, PayfrontError, StaleState
 from core.idempotency import IdempotencyClaim
 from core.merchants import MerchantAuth
@@ -265,7 +265,7 @@ class CoreMachine(RuleBasedStateMachine):
     @rule(pay_no=payments, delivery=deliveries)
     def start_prepay(self, pay_no: str, delivery: Delivery) -> None:
         self._step(
-            pay_no, PayEvent.START_PREPAY, delivery, lambda: pay.start_prepay(self.db, pay_no)
+            pay_no, PayEvent.START_PREPAY, delivery, lambda: prepay.start_prepay(self.db, pay_no)
         )
 
     @rule(pay_no=payments, delivery=deliveries)
@@ -274,7 +274,7 @@ class CoreMachine(RuleBasedStateMachine):
             pay_no,
             PayEvent.CREDENTIAL_READY,
             delivery,
-            lambda: pay.credential_ready(self.db, pay_no, {"code_url": "weixin://x"}, "4200"),
+            lambda: prepay.credential_ready(self.db, pay_no, {"code_url": "weixin://x"}, "4200"),
         )
 
     @rule(pay_no=payments, delivery=deliveries)
@@ -559,8 +559,8 @@ class CoreMachine(RuleBasedStateMachine):
         )
         self.reports.setdefault(pay_no, set()).add(report.source_id)
         make: dict[str, Callable[[], Awaitable[Any]]] = {
-            "start": lambda: pay.start_prepay(self.db, pay_no),
-            "credential": lambda: pay.credential_ready(self.db, pay_no, {"code_url": "w"}, None),
+            "start": lambda: prepay.start_prepay(self.db, pay_no),
+            "credential": lambda: prepay.credential_ready(self.db, pay_no, {"code_url": "w"}, None),
             "failed": lambda: pay.prepay_failed(self.db, pay_no, "PARAM_ERROR", "refused"),
             "lost": lambda: pay.outcome_lost(self.db, pay_no, "TIMEOUT", "read timeout"),
             "close": lambda: pay.close(self.db, pay_no),
