@@ -14,13 +14,15 @@ from arq.worker import Worker
 from prometheus_client import start_http_server
 
 from core.logs import configure_logging
-from core.settings import Settings
+from core.settings import Mode, Settings
+from workers.arq_worker import PayfrontWorker
 from workers.check import check_order
 from workers.context import WorkerContext
 from workers.instrument import instrumented
-from workers.ledger import apply_hot_postings, post_entry
+from workers.ledger import apply_hot_postings, post_entry, settle_day, settlement_cron
 from workers.notify import deliver, notify
 from workers.prepay import prepay
+from workers.reconcile import reconcile_crons, reconcile_statement, store_statement
 from workers.refund import check_refund, refund
 from workers.sweeper import sweep
 from workers.withdraw import check_withdrawal, withdraw
@@ -84,6 +86,9 @@ def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
                 instrumented(notify),
                 instrumented(deliver),
                 instrumented(post_entry),
+                instrumented(settle_day),
+                instrumented(store_statement),
+                instrumented(reconcile_statement),
             ],
             "cron_jobs": [
                 cron(
@@ -92,7 +97,9 @@ def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
                     second=set(range(60)),
                     run_at_startup=True,
                     unique=True,
-                )
+                ),
+                settlement_cron(settings),
+                *reconcile_crons(settings),
             ],
             "queue_name": settings.notify_queue_name,
             "max_jobs": settings.notify_max_jobs,
@@ -102,19 +109,30 @@ def worker_settings(settings: Settings, pool: str) -> dict[str, Any]:
 
 
 class WorkerPools:
-    """Several arq workers in one event loop, started and stopped together."""
+    """Several arq workers in one event loop, started and stopped together: each pool once
+    per mode served (``worker_modes``). A mode's pools have their own queues and their own
+    database (``Settings.for_mode``): test-mode work never takes a live job slot, and a
+    test-mode job can only reach the shadow database."""
 
-    def __init__(self, settings: Settings, pools: tuple[str, ...] = POOLS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pools: tuple[str, ...] = POOLS,
+        modes: tuple[Mode, ...] | None = None,
+    ) -> None:
         self._settings = settings
         self._pools = pools
+        self._modes = modes if modes is not None else settings.worker_mode_list
         self.workers: list[Worker] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        for pool in self._pools:
-            worker = Worker(**worker_settings(self._settings, pool))
-            self.workers.append(worker)
-            self._tasks.append(asyncio.create_task(worker.async_run(), name=f"arq-{pool}"))
+        for mode in self._modes:
+            for pool in self._pools:
+                worker = PayfrontWorker(**worker_settings(self._settings.for_mode(mode), pool))
+                self.workers.append(worker)
+                name = f"arq-{mode}-{pool}"
+                self._tasks.append(asyncio.create_task(worker.async_run(), name=name))
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking jobs, give running ones ``grace_s`` to finish, then close.
