@@ -2,7 +2,8 @@
 same run; ``python -m bench token --channel-latency 0.05,2``: the token's latency with a
 worker calling a slow channel; ``python -m bench hot-accounts``: ledger postings to one
 merchant account, per-row balance update vs the hot-account buffer; ``python -m bench
-callbacks|growth|memory``: issue 7's points 4, 5 and 6 (``--quick`` for a 1-2 minute smoke run).
+callbacks|growth|memory``: issue 7's points 4, 5 and 6 (``--quick`` for a 1-2 minute smoke run);
+``python -m bench e2e``: issue 7's point 3, request to credential at 500 ms channel latency.
 Run from the repository root with payfront's venv."""
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from typing import Any
 
 from bench.callbacks import CallbackOptions, run_callbacks
 from bench.channel_latency import run_channel_latency
+from bench.e2e import E2EOptions, run_e2e
 from bench.growth import GrowthOptions, run_growth
 from bench.hot_accounts import HotOptions, run_hot_accounts
 from bench.memory import MemoryOptions, run_memory
 from bench.session import TokenOptions
+from bench.summary import add_parser as _add_summary
+from bench.summary import main as _run_summary
 from bench.token_path import run_throughput
 
 DATABASES = {"sqlite": ("sqlite",), "postgres": ("postgres",), "both": ("sqlite", "postgres")}
@@ -133,7 +137,87 @@ def parser() -> argparse.ArgumentParser:
     _add_callbacks(commands)
     _add_growth(commands)
     _add_memory(commands)
+    _add_e2e(commands)
+    _add_summary(commands)
     return root
+
+
+def _add_e2e(commands: Any) -> None:
+    e2e = commands.add_parser(
+        "e2e",
+        help="payments/s request → credential at 500 ms channel latency, vs a merchant "
+        "calling the channel library in its handler",
+        description="Closed-loop shoppers create a payment and wait for its credential: "
+        "through payfront (gateway, worker, sandbox; the token long-polled) and through a "
+        "merchant server without payfront that calls wechatpayv3 inside its handler with the "
+        "same processes and threads, against the same sandbox in the same run. "
+        "Writes bench/results/e2e-*/.",
+    )
+    e2e.add_argument(
+        "--shoppers",
+        type=_positive_ints,
+        default=None,
+        metavar="N,N,…",
+        help="concurrent shoppers per payfront step (default 64,256,1024; --quick 1024)",
+    )
+    e2e.add_argument(
+        "--duration", type=_positive_int, default=None, help="seconds measured (15; --quick 8)"
+    )
+    e2e.add_argument("--warmup", type=_positive_int, default=None, help="seconds (5; --quick 3)")
+    e2e.add_argument(
+        "--channel-latency", type=_positive_int, default=500, help="sandbox latency, ms (500)"
+    )
+    e2e.add_argument(
+        "--baseline-threads",
+        type=_positive_int,
+        default=None,
+        help="threads per merchant process (default: payfront's gateway + worker threads, "
+        "shared out over the processes)",
+    )
+    e2e.add_argument(
+        "--baseline-processes",
+        type=_positive_int,
+        default=2,
+        help="merchant server processes (2: payfront's gateway + worker)",
+    )
+    e2e.add_argument(
+        "--baseline-shoppers",
+        type=_positive_int,
+        default=None,
+        help="shoppers for the merchant (default: twice its threads, enough to keep them busy)",
+    )
+    e2e.add_argument("--max-jobs", type=_positive_int, default=2000, help="worker max_jobs (2000)")
+    e2e.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=2000,
+        help="channel calls in flight per account and HTTP connections of the worker (2000)",
+    )
+    e2e.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="py-spy the worker and gateway: when a target is missed (auto), always or never",
+    )
+    e2e.add_argument("--quick", action="store_true", help="one payfront step, shorter")
+
+
+def _run_e2e(args: argparse.Namespace) -> int:
+    quick = args.quick
+    return run_e2e(
+        E2EOptions(
+            shoppers=args.shoppers or ((1024,) if quick else (64, 256, 1024)),
+            duration_s=args.duration or (8 if quick else 15),
+            warmup_s=args.warmup or (3 if quick else 5),
+            channel_latency_ms=args.channel_latency,
+            baseline_threads=args.baseline_threads,
+            baseline_processes=args.baseline_processes,
+            baseline_shoppers=args.baseline_shoppers,
+            worker_max_jobs=args.max_jobs,
+            channel_max_in_flight=args.max_in_flight,
+            profile=args.profile,
+        )
+    )
 
 
 def _add_memory(commands: Any) -> None:
@@ -290,8 +374,12 @@ def _run_callbacks(args: argparse.Namespace) -> int:
 
 def main() -> int:
     args = parser().parse_args()
+    if args.command == "summary":
+        return _run_summary(args)
     if args.command == "callbacks":
         return _run_callbacks(args)
+    if args.command == "e2e":
+        return _run_e2e(args)
     if args.command == "growth":
         return _run_growth(args)
     if args.command == "memory":
